@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# test.sh: sets up, builds and runs the whole test suite: every test in build/, then the
+# parsers' fuzz tests again under AddressSanitizer and UBSan in build-asan/.
+# Tests that need ../shared (fixtures) or node-llama-cpp skip with a message when those are absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/setup-interop.sh || echo "test: node-llama-cpp unavailable; the llama.cpp interop tests will skip" >&2
+
+(cd build && ctest --output-on-failure -j "$(nproc)")
+
+cmake -S . -B build-asan -DSM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-asan -j "$(nproc)" >/dev/null
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$(nproc)" -R 'fuzz|gguf|tokenizer|kernels')
+echo "test: all passed"

@@ -1,0 +1,116 @@
+/* gguf.h: reading and writing GGUF v3 files, the format of llama.cpp's models and adapters.
+ *
+ * Byte layout (all little-endian):
+ *   header   u32 magic "GGUF" (0x46554747), u32 version (3; 2 is read too), u64 n_tensors, u64 n_kv
+ *   n_kv     key: string; u32 value type; value
+ *            string = u64 length + bytes (no NUL); array = u32 element type, u64 count, elements
+ *            (arrays of arrays are read but not interpreted)
+ *   n_tensors name: string; u32 n_dims (1..4); u64 ne[n_dims] (ne[0] is the contiguous axis);
+ *            u32 ggml type; u64 offset relative to the data section (a multiple of alignment)
+ *   padding  to `general.alignment` (u32, default 32)
+ *   data     tensor bytes
+ *
+ * The reader maps the file read-only and checks every count, length and offset against the file
+ * size before use; metadata is copied into the handle, tensor data stays in the mapping.
+ */
+#ifndef SM_GGUF_H
+#define SM_GGUF_H
+
+#include "snipmeta.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum {
+    SM_GGUF_UINT8 = 0, SM_GGUF_INT8 = 1, SM_GGUF_UINT16 = 2, SM_GGUF_INT16 = 3,
+    SM_GGUF_UINT32 = 4, SM_GGUF_INT32 = 5, SM_GGUF_FLOAT32 = 6, SM_GGUF_BOOL = 7,
+    SM_GGUF_STRING = 8, SM_GGUF_ARRAY = 9, SM_GGUF_UINT64 = 10, SM_GGUF_INT64 = 11,
+    SM_GGUF_FLOAT64 = 12,
+} sm_gguf_type;
+
+#define SM_GGUF_MAX_DIMS 4
+#define SM_GGUF_DEFAULT_ALIGNMENT 32
+
+typedef struct {
+    const char *name;              /* NUL-terminated */
+    int type;                      /* ggml type id (tensor.h) */
+    int n_dims;
+    int64_t ne[SM_GGUF_MAX_DIMS];  /* unused dims are 1 */
+    uint64_t offset;               /* from the start of the data section */
+    size_t nbytes;
+    const void *data;              /* inside the read-only mapping */
+} sm_gguf_tensor;
+
+typedef struct sm_gguf sm_gguf;
+
+/* Opens and validates a GGUF file. Returns a handle the caller frees with sm_gguf_close, or
+ * NULL with *err naming the file, the byte offset and what was expected. Tensors of types this
+ * build does not support are listed (data checked against the file size only where the size is
+ * known) and have nbytes 0 and data NULL. */
+sm_gguf *sm_gguf_open(const char *path, sm_error *err);
+/* Same, over a caller-owned buffer that must outlive the handle (tests, fuzzing). */
+sm_gguf *sm_gguf_open_memory(const void *buf, size_t size, const char *name, sm_error *err);
+void sm_gguf_close(sm_gguf *g);
+
+const char *sm_gguf_path(const sm_gguf *g);
+uint32_t sm_gguf_version(const sm_gguf *g);
+uint32_t sm_gguf_alignment(const sm_gguf *g);
+size_t sm_gguf_file_size(const sm_gguf *g);
+size_t sm_gguf_data_offset(const sm_gguf *g); /* byte offset of the data section */
+
+/* Metadata: keys by index 0..n_kv-1. */
+int64_t sm_gguf_n_kv(const sm_gguf *g);
+int64_t sm_gguf_find_key(const sm_gguf *g, const char *key); /* index, or -1 */
+const char *sm_gguf_key(const sm_gguf *g, int64_t i);
+sm_gguf_type sm_gguf_kv_type(const sm_gguf *g, int64_t i);
+/* Scalar values (the kv's own type must match; numbers are widened). */
+uint64_t sm_gguf_kv_u64(const sm_gguf *g, int64_t i);   /* any unsigned integer or bool */
+int64_t sm_gguf_kv_i64(const sm_gguf *g, int64_t i);    /* any integer type */
+double sm_gguf_kv_f64(const sm_gguf *g, int64_t i);     /* any number type */
+const char *sm_gguf_kv_str(const sm_gguf *g, int64_t i, uint64_t *len); /* NUL-terminated copy */
+/* Arrays. */
+sm_gguf_type sm_gguf_arr_type(const sm_gguf *g, int64_t i);
+uint64_t sm_gguf_arr_n(const sm_gguf *g, int64_t i);
+const void *sm_gguf_arr_data(const sm_gguf *g, int64_t i); /* packed numbers, native order */
+const char *sm_gguf_arr_str(const sm_gguf *g, int64_t i, uint64_t j, uint64_t *len);
+
+/* Convenience getters by key. Each returns SM_OK, or SM_EINVAL when the key is missing, or
+ * SM_EFORMAT (with *err set) when its type or value does not fit. */
+int sm_gguf_get_u32(const sm_gguf *g, const char *key, uint32_t *out, sm_error *err);
+int sm_gguf_get_f32(const sm_gguf *g, const char *key, float *out, sm_error *err);
+int sm_gguf_get_bool(const sm_gguf *g, const char *key, int *out, sm_error *err);
+const char *sm_gguf_get_str(const sm_gguf *g, const char *key); /* NULL if missing or not a string */
+
+/* Tensors. */
+int64_t sm_gguf_n_tensors(const sm_gguf *g);
+const sm_gguf_tensor *sm_gguf_tensor_at(const sm_gguf *g, int64_t i);
+const sm_gguf_tensor *sm_gguf_find_tensor(const sm_gguf *g, const char *name); /* or NULL */
+
+/* Writing. Build the metadata and the tensor list, then write once. Keys keep insertion order;
+ * setting a key again replaces its value. Tensor data is referenced, not copied: it must stay
+ * valid until sm_gguf_write returns. */
+typedef struct sm_gguf_writer sm_gguf_writer;
+
+sm_gguf_writer *sm_gguf_writer_new(void); /* NULL when out of memory; free with sm_gguf_writer_free */
+void sm_gguf_writer_free(sm_gguf_writer *w);
+int sm_gguf_set_u32(sm_gguf_writer *w, const char *key, uint32_t v);
+int sm_gguf_set_i32(sm_gguf_writer *w, const char *key, int32_t v);
+int sm_gguf_set_u64(sm_gguf_writer *w, const char *key, uint64_t v);
+int sm_gguf_set_f32(sm_gguf_writer *w, const char *key, float v);
+int sm_gguf_set_bool(sm_gguf_writer *w, const char *key, int v);
+int sm_gguf_set_str(sm_gguf_writer *w, const char *key, const char *v);
+/* A scalar of any type from a raw little-endian value (tests use it to cover every type). */
+int sm_gguf_set_scalar(sm_gguf_writer *w, const char *key, sm_gguf_type type, const void *v);
+/* An array of numbers or bools, n elements of `type`, copied. */
+int sm_gguf_set_arr(sm_gguf_writer *w, const char *key, sm_gguf_type type, const void *data, uint64_t n);
+/* An array of n strings (lens NULL: NUL-terminated), copied. */
+int sm_gguf_set_arr_str(sm_gguf_writer *w, const char *key, const char *const *strs, const uint64_t *lens, uint64_t n);
+/* Copies key i of an open file, any type, arrays included. */
+int sm_gguf_copy_kv(sm_gguf_writer *w, const sm_gguf *g, int64_t i);
+int sm_gguf_set_alignment(sm_gguf_writer *w, uint32_t alignment); /* a power of two */
+/* Adds a tensor of shape ne[0..n_dims) (ne[0] contiguous); data holds its bytes. */
+int sm_gguf_add_tensor(sm_gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne, const void *data);
+/* Writes the file atomically (a temporary beside it, fsync, rename). */
+int sm_gguf_write(sm_gguf_writer *w, const char *path, sm_error *err);
+
+#endif
