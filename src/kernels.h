@@ -31,6 +31,7 @@ void rope_forward_ref(float *x, const int *pos, int n, int n_head, int head_dim,
 
 /* In place softmax of x (n). */
 void softmax_forward(float *x, int n);
+void softmax_forward_ref(float *x, int n);
 
 /* h (n) = silu(gate) * up. */
 void swiglu_forward(float *h, const float *gate, const float *up, int n);
@@ -46,7 +47,13 @@ void attention_forward(float *out, const float *q, const float *k_cache, const f
 void attention_forward_ref(float *out, const float *q, const float *k_cache, const float *v_cache,
                            float *att, int n, int pos0, int n_head, int n_head_kv, int head_dim);
 
-/* Which SIMD path matmul_forward takes on this CPU: "avx512", "avx2" or "scalar". */
+/* Which SIMD path the optimised kernels take: "avx512" (AVX-512 F/BW/VL/VNNI), "avx2" (AVX2,
+ * FMA, F16C) or "scalar"; the best this CPU has unless sm_kernels_force_isa chose one. */
 const char *sm_kernels_isa(void);
+
+/* For tests and benchmarks: makes every optimised kernel take the path `isa` ("avx512", "avx2",
+ * "scalar"), or the best available again with NULL. Returns 0, or -1 when this CPU lacks it
+ * (nothing changes then). Process-wide; not to be called while kernels run. */
+int sm_kernels_force_isa(const char *isa);
 
 #endif
