@@ -68,6 +68,8 @@ uint64_t sm_gguf_kv_u64(const sm_gguf *g, int64_t i);   /* any unsigned integer 
 int64_t sm_gguf_kv_i64(const sm_gguf *g, int64_t i);    /* any integer type */
 double sm_gguf_kv_f64(const sm_gguf *g, int64_t i);     /* any number type */
 const char *sm_gguf_kv_str(const sm_gguf *g, int64_t i, uint64_t *len); /* NUL-terminated copy */
+/* The value's bytes exactly as stored in the file (after its u32 type), valid while g is open. */
+const void *sm_gguf_kv_raw(const sm_gguf *g, int64_t i, size_t *len);
 /* Arrays. */
 sm_gguf_type sm_gguf_arr_type(const sm_gguf *g, int64_t i);
 uint64_t sm_gguf_arr_n(const sm_gguf *g, int64_t i);
