@@ -1,0 +1,199 @@
+/* kvcache.c: the inference context of a model (KV cache and activation buffers, one allocation
+ * sliced by a size table) and the forward pass over it (see model.h).
+ *
+ * The forward pass processes a chunk of up to n_batch tokens at once: every projection is one
+ * matrix product over the chunk's rows, keys and values are written straight into the cache
+ * rows of their positions, and attention reads the cache. All arithmetic is in kernels.h; this
+ * file only sequences it. Each projection goes through project(), the one place where a LoRA
+ * adapter's low-rank delta will be added.
+ */
+#include "model.h"
+
+#include "kernels.h"
+
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sm_context {
+    const sm_model *model;
+    int n_ctx;
+    int n_batch;
+    int n_pos;          /* positions filled */
+    int att_threads;    /* threads the attention scratch has rows for */
+    void *slab;         /* the one allocation everything below points into */
+    float *k_cache;     /* (n_layer, n_ctx, kv_dim) */
+    float *v_cache;     /* (n_layer, n_ctx, kv_dim) */
+    float *x;           /* (n_batch, n_embd) the residual stream */
+    float *xb;          /* (n_batch, n_embd) normed input / block output */
+    float *q;           /* (n_batch, q_dim) */
+    float *att_out;     /* (n_batch, q_dim) */
+    float *ffn_gate;    /* (n_batch, n_ff) */
+    float *ffn_up;      /* (n_batch, n_ff) */
+    float *ffn_h;       /* (n_batch, n_ff) silu(gate) * up */
+    float *att;         /* (att_threads, n_ctx) attention scores scratch */
+    int *pos;           /* (n_batch) positions of the chunk's tokens */
+};
+
+static int mul_size(size_t a, size_t b, size_t *out) {
+    if (a && b > SIZE_MAX / a) return -1;
+    *out = a * b;
+    return 0;
+}
+
+sm_context *sm_context_new(const sm_model *m, int n_ctx, int n_batch, sm_error *err) {
+    if (!m) { sm_err(err, SM_EINVAL, "sm_context_new: no model"); return NULL; }
+    const sm_model_config *cfg = &m->config;
+    if (n_ctx <= 0) n_ctx = cfg->n_ctx_train;
+    if (n_batch <= 0) n_batch = 512;
+    if (n_batch > n_ctx) n_batch = n_ctx;
+    sm_context *c = calloc(1, sizeof *c);
+    if (!c) { sm_err(err, SM_ENOMEM, "out of memory for a context"); return NULL; }
+    c->model = m;
+    c->n_ctx = n_ctx;
+    c->n_batch = n_batch;
+    c->att_threads = omp_get_max_threads();
+    if (omp_get_num_procs() > c->att_threads) c->att_threads = omp_get_num_procs();
+
+    size_t q_dim = (size_t)cfg->n_head * cfg->head_dim, kv_dim = (size_t)cfg->n_head_kv * cfg->head_dim;
+    size_t nb = (size_t)n_batch;
+    size_t cache_rows = 0;
+    int bad = mul_size((size_t)cfg->n_layer, (size_t)n_ctx, &cache_rows);
+    struct {
+        void **ptr;
+        size_t rows, cols, elem;
+    } table[] = {
+        {(void **)&c->k_cache, cache_rows, kv_dim, sizeof(float)},
+        {(void **)&c->v_cache, cache_rows, kv_dim, sizeof(float)},
+        {(void **)&c->x, nb, (size_t)cfg->n_embd, sizeof(float)},
+        {(void **)&c->xb, nb, (size_t)cfg->n_embd, sizeof(float)},
+        {(void **)&c->q, nb, q_dim, sizeof(float)},
+        {(void **)&c->att_out, nb, q_dim, sizeof(float)},
+        {(void **)&c->ffn_gate, nb, (size_t)cfg->n_ff, sizeof(float)},
+        {(void **)&c->ffn_up, nb, (size_t)cfg->n_ff, sizeof(float)},
+        {(void **)&c->ffn_h, nb, (size_t)cfg->n_ff, sizeof(float)},
+        {(void **)&c->att, (size_t)c->att_threads, (size_t)n_ctx, sizeof(float)},
+        {(void **)&c->pos, nb, 1, sizeof(int)},
+    };
+    enum { ALIGN = 64 };
+    size_t n_entries = sizeof table / sizeof table[0], offsets[sizeof table / sizeof table[0]], total = 0;
+    for (size_t i = 0; i < n_entries && !bad; i++) {
+        size_t bytes;
+        bad = mul_size(table[i].rows, table[i].cols, &bytes) || mul_size(bytes, table[i].elem, &bytes) ||
+              bytes > SIZE_MAX - total - ALIGN;
+        offsets[i] = total;
+        if (!bad) total += (bytes + ALIGN - 1) / ALIGN * ALIGN;
+    }
+    if (!bad) c->slab = aligned_alloc(ALIGN, total ? total : ALIGN);
+    if (bad || !c->slab) {
+        sm_err(err, SM_ENOMEM, "out of memory for a context of %d positions and batches of %d tokens", n_ctx, n_batch);
+        free(c);
+        return NULL;
+    }
+    for (size_t i = 0; i < n_entries; i++) *table[i].ptr = (char *)c->slab + offsets[i];
+    return c;
+}
+
+void sm_context_free(sm_context *c) {
+    if (!c) return;
+    free(c->slab);
+    free(c);
+}
+
+int sm_context_n_ctx(const sm_context *c) { return c->n_ctx; }
+int sm_context_pos(const sm_context *c) { return c->n_pos; }
+
+int sm_context_truncate(sm_context *c, int pos, sm_error *err) {
+    if (pos < 0 || pos > c->n_pos)
+        return sm_err(err, SM_EINVAL, "cannot truncate the context to position %d: it holds %d", pos, c->n_pos);
+    c->n_pos = pos;
+    return SM_OK;
+}
+
+/* y (n, w->out) = x (n, w->in) · W^T + bias, for projection p of layer l. */
+static void project(sm_context *c, int l, sm_proj p, float *y, const float *x, int n) {
+    const sm_layer *L = &c->model->layers[l];
+    const sm_weight *w = &L->proj[p];
+    matmul_forward(y, x, w->data, w->type, n, w->in, w->out);
+    const float *bias = L->bias[p];
+    if (bias)
+        for (int t = 0; t < n; t++)
+            for (int i = 0; i < w->out; i++) y[(size_t)t * w->out + i] += bias[i];
+    /* LoRA hook (issue 3): an adapter attached to the context adds s * B (A x) here for the
+     * adapter's matrices of (l, p); the base weights stay untouched so adapters swap by pointer. */
+}
+
+static void add_in_place(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* One chunk of n <= n_batch tokens at positions n_pos..n_pos+n-1; leaves the final residual
+ * stream of each token in c->x. */
+static void forward_chunk(sm_context *c, const int *tokens, int n) {
+    const sm_model *m = c->model;
+    const sm_model_config *cfg = &m->config;
+    int n_embd = cfg->n_embd, kv_dim = cfg->n_head_kv * cfg->head_dim;
+    int pos0 = c->n_pos;
+    size_t layer_stride = (size_t)c->n_ctx * kv_dim;
+
+    for (int t = 0; t < n; t++) {
+        sm_model_embed(m, c->x + (size_t)t * n_embd, tokens[t]);
+        c->pos[t] = pos0 + t;
+    }
+    for (int l = 0; l < cfg->n_layer; l++) {
+        const sm_layer *L = &m->layers[l];
+        float *k_cache = c->k_cache + l * layer_stride, *v_cache = c->v_cache + l * layer_stride;
+        float *k_new = k_cache + (size_t)pos0 * kv_dim, *v_new = v_cache + (size_t)pos0 * kv_dim;
+
+        rmsnorm_forward(c->xb, c->x, L->attn_norm, n, n_embd, cfg->norm_eps);
+        project(c, l, SM_PROJ_Q, c->q, c->xb, n);
+        project(c, l, SM_PROJ_K, k_new, c->xb, n);
+        project(c, l, SM_PROJ_V, v_new, c->xb, n);
+        rope_forward(c->q, c->pos, n, cfg->n_head, cfg->head_dim, cfg->rope_theta, cfg->rope_neox);
+        rope_forward(k_new, c->pos, n, cfg->n_head_kv, cfg->head_dim, cfg->rope_theta, cfg->rope_neox);
+        attention_forward(c->att_out, c->q, k_cache, v_cache, c->att, n, pos0, cfg->n_head, cfg->n_head_kv, cfg->head_dim);
+        project(c, l, SM_PROJ_O, c->xb, c->att_out, n);
+        add_in_place(c->x, c->xb, (size_t)n * n_embd);
+
+        rmsnorm_forward(c->xb, c->x, L->ffn_norm, n, n_embd, cfg->norm_eps);
+        project(c, l, SM_PROJ_GATE, c->ffn_gate, c->xb, n);
+        project(c, l, SM_PROJ_UP, c->ffn_up, c->xb, n);
+        swiglu_forward(c->ffn_h, c->ffn_gate, c->ffn_up, n * cfg->n_ff);
+        project(c, l, SM_PROJ_DOWN, c->xb, c->ffn_h, n);
+        add_in_place(c->x, c->xb, (size_t)n * n_embd);
+    }
+    c->n_pos += n;
+}
+
+/* logits (n, n_vocab) of the n residual rows starting at row `first` of c->x. */
+static void output_logits(sm_context *c, float *logits, int first, int n) {
+    const sm_model *m = c->model;
+    int n_embd = m->config.n_embd;
+    rmsnorm_forward(c->xb, c->x + (size_t)first * n_embd, m->output_norm, n, n_embd, m->config.norm_eps);
+    matmul_forward(logits, c->xb, m->output.data, m->output.type, n, n_embd, m->output.out);
+}
+
+int sm_forward(sm_context *c, const int *tokens, int n, float *logits, int all_logits, sm_error *err) {
+    const sm_model_config *cfg = &c->model->config;
+    if (n < 1) return sm_err(err, SM_EINVAL, "sm_forward: no tokens");
+    if (n > c->n_ctx - c->n_pos)
+        return sm_err(err, SM_EINVAL, "context overflow: %d positions are filled and %d more tokens do not fit in n_ctx %d",
+                      c->n_pos, n, c->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= cfg->n_vocab)
+            return sm_err(err, SM_EINVAL, "token %d at index %d is outside the vocabulary of %d", tokens[i], i, cfg->n_vocab);
+    if (omp_get_max_threads() > c->att_threads)
+        return sm_err(err, SM_EINVAL, "the thread count (%d) was raised above the %d the context was made for",
+                      omp_get_max_threads(), c->att_threads);
+    for (int start = 0; start < n; start += c->n_batch) {
+        int nb = n - start < c->n_batch ? n - start : c->n_batch;
+        forward_chunk(c, tokens + start, nb);
+        if (!logits) continue;
+        if (all_logits)
+            output_logits(c, logits + (size_t)start * cfg->n_vocab, 0, nb);
+        else if (start + nb == n)
+            output_logits(c, logits, nb - 1, 1);
+    }
+    return SM_OK;
+}
