@@ -1,0 +1,383 @@
+/* kernels_avx512.c: the AVX-512 path of the kernels (kernels_isa.h), for CPUs with AVX-512 F, BW,
+ * VL, DQ and VNNI. Compiled for that instruction set whatever the build's -march; kernels.c
+ * calls it only on a CPU that has it.
+ *
+ * Float weights (F32, F16, BF16): one token is a GEMV that streams the weight rows once, four
+ * rows at a time; more tokens pack a panel of 32 weight rows, converted to f32 and transposed
+ * (k-major), and run an 8-token x 32-row register tile of broadcast FMAs over it.
+ *
+ * Quantized weights (Q8_0, Q4_0): the activations are quantized to Q8_0 exactly as the reference
+ * does, then laid out two blocks at a time (`xq_pair`) for vpdpbusd, which multiplies unsigned by
+ * signed bytes. The weights are made unsigned (Q8_0: q + 128; Q4_0: the raw nibble q, that is
+ * (q - 8) + 8) and the activation pair carries the correction -offset * sum(x), four bytes per
+ * int32 lane, as the dot's starting value, so each lane holds an exact integer partial dot. A
+ * 4-row x 4-token tile shares every decoded weight pair among the tokens.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
+
+#include "kernels_isa.h"
+
+#include "tensor.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* ---- vector exp ---------------------------------------------------------------------------- */
+
+/* e^x to about 2 ulp: x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial for e^r, then 2^n. */
+INLINE __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    x = _mm512_min_ps(x, _mm512_set1_ps(89.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504089f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+INLINE __mmask16 tail_mask(int m) { return (__mmask16)((1u << m) - 1); }
+
+static void avx512_softmax(float *x, int n) {
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(x + i));
+    if (i < n) vmax = _mm512_mask_max_ps(vmax, tail_mask(n - i), vmax, _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
+    const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    __m512 vsum = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), max));
+        _mm512_storeu_ps(x + i, e);
+        vsum = _mm512_add_ps(vsum, e);
+    }
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), max));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        vsum = _mm512_mask_add_ps(vsum, m, vsum, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
+    if (i < n) _mm512_mask_storeu_ps(x + i, tail_mask(n - i), _mm512_mul_ps(_mm512_maskz_loadu_ps(tail_mask(n - i), x + i), inv));
+}
+
+INLINE __m512 swiglu16(__m512 g, __m512 u) {
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
+}
+
+static void avx512_swiglu(float *h, const float *gate, const float *up, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(h + i, swiglu16(_mm512_loadu_ps(gate + i), _mm512_loadu_ps(up + i)));
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(h + i, m, swiglu16(_mm512_maskz_loadu_ps(m, gate + i), _mm512_maskz_loadu_ps(m, up + i)));
+    }
+}
+
+/* ---- attention ------------------------------------------------------------------------------ */
+
+static void avx512_attention_head(float *out, const float *q, const float *k, const float *v, float *att,
+                                  int n_kv, int kv_stride, int head_dim, float scale) {
+    const int full = head_dim / 16;
+    const __mmask16 mt = tail_mask(head_dim % 16);
+    for (int j = 0; j < n_kv; j++) {
+        const float *kj = k + (size_t)j * kv_stride;
+        __m512 s = _mm512_setzero_ps();
+        int c = 0;
+        for (; c < full; c++) s = _mm512_fmadd_ps(_mm512_loadu_ps(q + 16 * c), _mm512_loadu_ps(kj + 16 * c), s);
+        if (mt) s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mt, q + 16 * c), _mm512_maskz_loadu_ps(mt, kj + 16 * c), s);
+        att[j] = _mm512_reduce_add_ps(s) * scale;
+    }
+    avx512_softmax(att, n_kv);
+    /* out = sum_j att[j] v_j, 64 outputs per pass over the positions */
+    for (int i0 = 0; i0 < head_dim; i0 += 64) {
+        __mmask16 m[4];
+        for (int c = 0; c < 4; c++) {
+            const int left = head_dim - i0 - 16 * c;
+            m[c] = left >= 16 ? 0xffff : left > 0 ? tail_mask(left) : 0;
+        }
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int j = 0; j < n_kv; j++) {
+            const float *vj = v + (size_t)j * kv_stride + i0;
+            const __m512 p = _mm512_set1_ps(att[j]);
+            a0 = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m[0], vj), a0);
+            a1 = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m[1], vj + 16), a1);
+            a2 = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m[2], vj + 32), a2);
+            a3 = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m[3], vj + 48), a3);
+        }
+        _mm512_mask_storeu_ps(out + i0, m[0], a0);
+        _mm512_mask_storeu_ps(out + i0 + 16, m[1], a1);
+        _mm512_mask_storeu_ps(out + i0 + 32, m[2], a2);
+        _mm512_mask_storeu_ps(out + i0 + 48, m[3], a3);
+    }
+}
+
+/* ---- float weights -------------------------------------------------------------------------- */
+
+/* 16 weights from element i of a row of `type`, as f32; lanes outside m read as 0. */
+INLINE __m512 load_w16(const void *w, const int type, size_t i, __mmask16 m) {
+    if (type == SM_TYPE_F32) return _mm512_maskz_loadu_ps(m, (const float *)w + i);
+    const __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i);
+    if (type == SM_TYPE_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); /* BF16 */
+}
+
+/* y[o..o+C) for one token: C rows of W against x, streaming each row once. */
+INLINE void gemv_tile(float *y, const float *x, const void *w, const int type, int in, int o, const int C) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int i = 0;
+    for (; i + 16 <= in; i += 16) {
+        const __m512 xv = _mm512_loadu_ps(x + i);
+        for (int c = 0; c < C; c++) acc[c] = _mm512_fmadd_ps(load_w16(w, type, (size_t)(o + c) * in + i, 0xffff), xv, acc[c]);
+    }
+    if (i < in) {
+        const __mmask16 m = tail_mask(in - i);
+        const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
+        for (int c = 0; c < C; c++) acc[c] = _mm512_fmadd_ps(load_w16(w, type, (size_t)(o + c) * in + i, m), xv, acc[c]);
+    }
+    for (int c = 0; c < C; c++) y[o + c] = _mm512_reduce_add_ps(acc[c]);
+}
+
+INLINE void gemv_rows(float *y, const float *x, const void *w, const int type, int in, int o0, int o1) {
+    int o = o0;
+    for (; o + 4 <= o1; o += 4) gemv_tile(y, x, w, type, in, o, 4);
+    for (; o < o1; o++) gemv_tile(y, x, w, type, in, o, 1);
+}
+
+#define PANEL 32 /* weight rows per packed panel (two zmm) */
+#define TILE_T 8 /* tokens per register tile */
+
+/* p (in, PANEL) = rows o0..o0+rows of W, converted to f32 and transposed; missing rows are 0. */
+static void pack_panel(float *p, const void *w, int type, int in, int o0, int rows) {
+    for (int r = rows; r < PANEL; r++)
+        for (int k = 0; k < in; k++) p[(size_t)k * PANEL + r] = 0.0f;
+    /* 16 k at a time from each row, transposed through a small buffer */
+    float buf[16][16];
+    for (int k0 = 0; k0 < in; k0 += 16) {
+        const int kn = in - k0 < 16 ? in - k0 : 16;
+        for (int r0 = 0; r0 < rows; r0 += 16) {
+            const int rn = rows - r0 < 16 ? rows - r0 : 16;
+            for (int r = 0; r < rn; r++)
+                _mm512_storeu_ps(buf[r], load_w16(w, type, (size_t)(o0 + r0 + r) * in + k0, tail_mask(kn)));
+            for (int k = 0; k < kn; k++)
+                for (int r = 0; r < rn; r++) p[(size_t)(k0 + k) * PANEL + r0 + r] = buf[r][k];
+        }
+    }
+}
+
+/* y[t][0..PANEL) for R tokens from a packed panel. */
+INLINE void gemm_tile(float *y, int ldy, const float *x, int ldx, const float *p, int in,
+                      __mmask16 m0, __mmask16 m1, const int R) {
+    __m512 acc[TILE_T][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int k = 0; k < in; k++) {
+        const __m512 w0 = _mm512_load_ps(p + (size_t)k * PANEL), w1 = _mm512_load_ps(p + (size_t)k * PANEL + 16);
+        for (int r = 0; r < R; r++) {
+            const __m512 xb = _mm512_set1_ps(x[(size_t)r * ldx + k]);
+            acc[r][0] = _mm512_fmadd_ps(w0, xb, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(w1, xb, acc[r][1]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        _mm512_mask_storeu_ps(y + (size_t)r * ldy, m0, acc[r][0]);
+        _mm512_mask_storeu_ps(y + (size_t)r * ldy + 16, m1, acc[r][1]);
+    }
+}
+
+static void gemm_rows(float *y, const float *x, const void *w, int type, int n, int in, int out,
+                      int o0, int o1, float *panel) {
+    const int rows = o1 - o0;
+    pack_panel(panel, w, type, in, o0, rows);
+    const __mmask16 m0 = rows >= 16 ? 0xffff : tail_mask(rows), m1 = rows >= 32 ? 0xffff : rows > 16 ? tail_mask(rows - 16) : 0;
+    for (int t = 0; t < n; t += TILE_T) {
+        float *yt = y + (size_t)t * out + o0;
+        const float *xt = x + (size_t)t * in;
+        switch (n - t < TILE_T ? n - t : TILE_T) {
+        case 8: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 8); break;
+        case 7: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 7); break;
+        case 6: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 6); break;
+        case 5: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 5); break;
+        case 4: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 4); break;
+        case 3: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 3); break;
+        case 2: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 2); break;
+        default: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 1); break;
+        }
+    }
+}
+
+/* ---- quantized weights ---------------------------------------------------------------------- */
+
+/* Two Q8_0 activation blocks: 64 quants, each block's scale in its 8 lanes, and the starting
+ * value of the dot (-offset * sum of the 4 quants under each int32 lane). */
+typedef struct {
+    int8_t qs[64];
+    float d[16];
+    int32_t start[16];
+} xq_pair;
+
+static size_t avx512_xq_row_bytes(int type, int in) {
+    if (type != SM_TYPE_Q8_0 && type != SM_TYPE_Q4_0) return 0;
+    return (size_t)((in / SM_QK + 1) / 2) * sizeof(xq_pair);
+}
+
+/* roundf (ties away from zero) of each lane, exactly. */
+INLINE __m512 round_away(__m512 v) {
+    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m512 frac = _mm512_abs_ps(_mm512_sub_ps(v, t));
+    const __m512 one = _mm512_or_ps(_mm512_set1_ps(1.0f), _mm512_and_ps(v, _mm512_set1_ps(-0.0f)));
+    return _mm512_mask_add_ps(t, _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ), t, one);
+}
+
+/* One Q8_0 block of x, as sm_quantize_row makes it: quants into q (32), scale (f16 value) out. */
+INLINE float quantize_block(int8_t *q, const float *x) {
+    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+    const __m512 vid = _mm512_set1_ps(id);
+    _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(round_away(_mm512_mul_ps(v0, vid)))));
+    _mm_storeu_si128((__m128i *)(q + 16), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(round_away(_mm512_mul_ps(v1, vid)))));
+    return sm_fp16_to_fp32(sm_fp32_to_fp16(d));
+}
+
+static void avx512_prepare_x(void *xq, const float *x, int type, int in) {
+    const int nb = in / SM_QK;
+    const __m512i offset = _mm512_set1_epi8(type == SM_TYPE_Q8_0 ? (char)0x80 : 8);
+    xq_pair *p = xq;
+    for (int b = 0; b < nb; b += 2, p++) {
+        const float da = quantize_block(p->qs, x + (size_t)b * SM_QK);
+        float db = 0.0f;
+        if (b + 1 < nb) db = quantize_block(p->qs + 32, x + (size_t)(b + 1) * SM_QK);
+        else memset(p->qs + 32, 0, 32);
+        _mm512_store_ps(p->d, _mm512_insertf32x8(_mm512_set1_ps(da), _mm256_set1_ps(db), 1));
+        const __m512i sum4 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, _mm512_load_si512(p->qs));
+        _mm512_store_si512(p->start, _mm512_sub_epi32(_mm512_setzero_si512(), sum4));
+    }
+}
+
+/* Blocks b and b+1 of a weight row (only b when single), as unsigned bytes, and their scales. */
+INLINE void load_wpair(__m512i *wq, __m512 *dw, const void *row, const int type, int b, int single) {
+    if (type == SM_TYPE_Q8_0) {
+        const sm_block_q8_0 *blk = (const sm_block_q8_0 *)row + b;
+        const __m256i lo = _mm256_loadu_si256((const __m256i *)blk[0].qs);
+        const __m256i hi = single ? _mm256_setzero_si256() : _mm256_loadu_si256((const __m256i *)blk[1].qs);
+        *wq = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), _mm512_set1_epi8((char)0x80));
+        const __m128i da = _mm_set1_epi16((short)blk[0].d), db = _mm_set1_epi16(single ? 0 : (short)blk[1].d);
+        *dw = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(da), db, 1));
+    } else {
+        const sm_block_q4_0 *blk = (const sm_block_q4_0 *)row + b;
+        const __m128i a = _mm_loadu_si128((const __m128i *)blk[0].qs);
+        const __m128i c = single ? _mm_setzero_si128() : _mm_loadu_si128((const __m128i *)blk[1].qs);
+        const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(a), c, 1), low4 = _mm256_set1_epi8(0x0f);
+        const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); /* lo_a lo_b hi_a hi_b */
+        *wq = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));               /* lo_a hi_a lo_b hi_b */
+        const __m128i da = _mm_set1_epi16((short)blk[0].d), db = _mm_set1_epi16(single ? 0 : (short)blk[1].d);
+        *dw = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(da), db, 1));
+    }
+}
+
+/* y[t*ldy + c] for C weight rows (row c at w + c*row_bytes) and R tokens (pairs at x + t*xs). */
+INLINE void qtile(float *y, int ldy, const unsigned char *w, size_t row_bytes, const int type,
+                  const xq_pair *x, int xs, int nb, const int C, const int R) {
+    __m512 acc[4][4];
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) acc[c][r] = _mm512_setzero_ps();
+    const int np = (nb + 1) / 2;
+    for (int p = 0; p < np; p++) {
+        const int single = (nb & 1) && p == np - 1;
+        __m512i wq[4];
+        __m512 dw[4];
+        for (int c = 0; c < C; c++) load_wpair(&wq[c], &dw[c], w + c * row_bytes, type, 2 * p, single);
+        for (int r = 0; r < R; r++) {
+            const xq_pair *xp = x + (size_t)r * xs + p;
+            const __m512i xv = _mm512_load_si512(xp->qs), start = _mm512_load_si512(xp->start);
+            const __m512 dx = _mm512_load_ps(xp->d);
+            for (int c = 0; c < C; c++) {
+                const __m512i dot = _mm512_dpbusd_epi32(start, wq[c], xv);
+                acc[c][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[c], dx), acc[c][r]);
+            }
+        }
+    }
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) y[(size_t)r * ldy + c] = _mm512_reduce_add_ps(acc[c][r]);
+}
+
+#define QTILE_T 4  /* tokens per quantized tile */
+#define QBLOCK_T 64 /* tokens whose prepared activations stay in L2 while a chunk of rows passes */
+
+INLINE void qrows(float *y, const void *xq, const void *w, const int type, int n, int in, int out, int o0, int o1) {
+    const int nb = in / SM_QK, xs = (nb + 1) / 2;
+    const size_t row_bytes = (size_t)nb * (type == SM_TYPE_Q8_0 ? sizeof(sm_block_q8_0) : sizeof(sm_block_q4_0));
+    const unsigned char *wb = w;
+    for (int t0 = 0; t0 < n; t0 += QBLOCK_T) {
+        const int t1 = t0 + QBLOCK_T < n ? t0 + QBLOCK_T : n;
+        for (int o = o0; o < o1;) {
+            const int C = o1 - o >= 4 ? 4 : 1;
+            for (int t = t0; t < t1; t += QTILE_T) {
+                float *yt = y + (size_t)t * out + o;
+                const xq_pair *xt = (const xq_pair *)xq + (size_t)t * xs;
+                const unsigned char *wo = wb + (size_t)o * row_bytes;
+                const int R = t1 - t < QTILE_T ? t1 - t : QTILE_T;
+                if (C == 4) {
+                    switch (R) {
+                    case 4: qtile(yt, out, wo, row_bytes, type, xt, xs, nb, 4, 4); break;
+                    case 3: qtile(yt, out, wo, row_bytes, type, xt, xs, nb, 4, 3); break;
+                    case 2: qtile(yt, out, wo, row_bytes, type, xt, xs, nb, 4, 2); break;
+                    default: qtile(yt, out, wo, row_bytes, type, xt, xs, nb, 4, 1); break;
+                    }
+                } else {
+                    switch (R) {
+                    case 4: qtile(yt, out, wo, row_bytes, type, xt, xs, nb, 1, 4); break;
+                    case 3: qtile(yt, out, wo, row_bytes, type, xt, xs, nb, 1, 3); break;
+                    case 2: qtile(yt, out, wo, row_bytes, type, xt, xs, nb, 1, 2); break;
+                    default: qtile(yt, out, wo, row_bytes, type, xt, xs, nb, 1, 1); break;
+                    }
+                }
+            }
+            o += C;
+        }
+    }
+}
+
+static size_t avx512_scratch_floats(int type, int n, int in) {
+    if (n == 1 || type == SM_TYPE_Q8_0 || type == SM_TYPE_Q4_0) return 0;
+    return (size_t)PANEL * in;
+}
+
+static void avx512_matmul_rows(float *y, const float *x, const void *xq, const void *w, int type,
+                               int n, int in, int out, int o0, int o1, float *scratch) {
+    switch (type) {
+    case SM_TYPE_Q8_0: qrows(y, xq, w, SM_TYPE_Q8_0, n, in, out, o0, o1); return;
+    case SM_TYPE_Q4_0: qrows(y, xq, w, SM_TYPE_Q4_0, n, in, out, o0, o1); return;
+    }
+    if (n > 1) { gemm_rows(y, x, w, type, n, in, out, o0, o1, scratch); return; }
+    switch (type) {
+    case SM_TYPE_F32: gemv_rows(y, x, w, SM_TYPE_F32, in, o0, o1); break;
+    case SM_TYPE_F16: gemv_rows(y, x, w, SM_TYPE_F16, in, o0, o1); break;
+    default: gemv_rows(y, x, w, SM_TYPE_BF16, in, o0, o1); break;
+    }
+}
+
+const sm_kernel_ops sm_kernels_avx512 = {
+    .name = "avx512",
+    .xq_row_bytes = avx512_xq_row_bytes,
+    .prepare_x = avx512_prepare_x,
+    .scratch_floats = avx512_scratch_floats,
+    .matmul_rows = avx512_matmul_rows,
+    .softmax = avx512_softmax,
+    .swiglu = avx512_swiglu,
+    .attention_head = avx512_attention_head,
+};
+
+#endif
