@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(gcc cmake make pkg-config libpcre2-dev)
+packages=(gcc cmake make pkg-config libpcre2-dev libcurl4-openssl-dev libsqlite3-dev libjansson-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
