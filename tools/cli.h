@@ -15,6 +15,9 @@ int cmd_generate(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_init(int argc, char **argv);
+int cmd_collect(int argc, char **argv);
+int cmd_label(int argc, char **argv);
+int cmd_dataset(int argc, char **argv);
 
 /* Prints "snipmeta: <msg>" to stderr; returns the exit code for an error of that sm_E* code
  * (bad input files and arguments give 2, the rest 1). */

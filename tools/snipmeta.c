@@ -16,6 +16,9 @@ static const struct {
     {"convert", cmd_convert, "convert llama2.c checkpoints (and adapters) to GGUF"},
     {"quantize", cmd_quantize, "rewrite a GGUF model in f16, bf16, q8_0 or q4_0"},
     {"init", cmd_init, "write a model of a given shape with random weights"},
+    {"collect", cmd_collect, "cut function-level snippets from source trees"},
+    {"label", cmd_label, "label snippets with a teacher LLM (OpenAI-compatible API)"},
+    {"dataset", cmd_dataset, "build per-task training sets from labels"},
 };
 
 static void usage(FILE *f) {
