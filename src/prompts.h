@@ -1,6 +1,6 @@
 /* prompts.h: the prompt templates compiled into the library.
  *
- * CMake turns every prompts/*.txt into a byte array in the generated sm_prompts.c (see
+ * CMake turns every .txt file in prompts/ into a byte array in the generated sm_prompts.c (see
  * CMakeLists.txt), so that the binary needs no data files at run time. prompts/README.md
  * describes the templates and their placeholders.
  */
