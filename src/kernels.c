@@ -74,7 +74,9 @@ void matmul_forward(float *y, const float *x, const void *w, int type, int n, in
         return;
     }
     const int n_chunks = (out + SM_ROW_CHUNK - 1) / SM_ROW_CHUNK;
-#pragma omp parallel
+    /* a small product is not worth waking threads for */
+    const int team = (double)n * in * out < 65536 ? 1 : n_chunks < n_threads ? n_chunks : n_threads;
+#pragma omp parallel num_threads(team)
     {
         if (xq) {
 #pragma omp for schedule(static)

@@ -144,8 +144,10 @@ INLINE void gemv_tile(float *y, const float *x, const void *w, const int type, i
     int i = 0;
     for (; i + 8 <= in; i += 8) {
         const __m256 xv = _mm256_loadu_ps(x + i);
+#pragma GCC unroll 8
         for (int c = 0; c < C; c++) acc[c] = _mm256_fmadd_ps(load_w8(w, type, (size_t)(o + c) * in + i), xv, acc[c]);
     }
+#pragma GCC unroll 8
     for (int c = 0; c < C; c++) {
         float s = hsum256(acc[c]);
         for (int j = i; j < in; j++) s += load_w1(w, type, (size_t)(o + c) * in + j) * x[j];
@@ -169,15 +171,18 @@ static void pack_panel(float *p, const void *w, int type, int in, int o0, int ro
 
 INLINE void gemm_tile(float *y, int ldy, const float *x, int ldx, const float *p, int in, int rows, const int R) {
     __m256 acc[TILE_T][2];
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int k = 0; k < in; k++) {
         const __m256 w0 = _mm256_load_ps(p + (size_t)k * PANEL), w1 = _mm256_load_ps(p + (size_t)k * PANEL + 8);
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const __m256 xb = _mm256_broadcast_ss(x + (size_t)r * ldx + k);
             acc[r][0] = _mm256_fmadd_ps(w0, xb, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(w1, xb, acc[r][1]);
         }
     }
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
         if (rows == PANEL) {
             _mm256_storeu_ps(y + (size_t)r * ldy, acc[r][0]);

@@ -46,6 +46,9 @@ INLINE __m512 exp512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
+/* How far ahead of its reads a GEMV prefetches each weight row, in bytes. */
+#define PREFETCH 1024
+
 INLINE __mmask16 tail_mask(int m) { return (__mmask16)((1u << m) - 1); }
 
 static void avx512_softmax(float *x, int n) {
@@ -137,15 +140,21 @@ INLINE __m512 load_w16(const void *w, const int type, size_t i, __mmask16 m) {
 INLINE void gemv_tile(float *y, const float *x, const void *w, const int type, int in, int o, const int C) {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     int i = 0;
+    const size_t elem = type == SM_TYPE_F32 ? 4 : 2;
     for (; i + 16 <= in; i += 16) {
         const __m512 xv = _mm512_loadu_ps(x + i);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) _mm_prefetch((const char *)w + ((size_t)(o + c) * in + i) * elem + PREFETCH, _MM_HINT_T0);
+#pragma GCC unroll 8
         for (int c = 0; c < C; c++) acc[c] = _mm512_fmadd_ps(load_w16(w, type, (size_t)(o + c) * in + i, 0xffff), xv, acc[c]);
     }
     if (i < in) {
         const __mmask16 m = tail_mask(in - i);
         const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
+#pragma GCC unroll 8
         for (int c = 0; c < C; c++) acc[c] = _mm512_fmadd_ps(load_w16(w, type, (size_t)(o + c) * in + i, m), xv, acc[c]);
     }
+#pragma GCC unroll 8
     for (int c = 0; c < C; c++) y[o + c] = _mm512_reduce_add_ps(acc[c]);
 }
 
@@ -180,15 +189,18 @@ static void pack_panel(float *p, const void *w, int type, int in, int o0, int ro
 INLINE void gemm_tile(float *y, int ldy, const float *x, int ldx, const float *p, int in,
                       __mmask16 m0, __mmask16 m1, const int R) {
     __m512 acc[TILE_T][2];
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int k = 0; k < in; k++) {
         const __m512 w0 = _mm512_load_ps(p + (size_t)k * PANEL), w1 = _mm512_load_ps(p + (size_t)k * PANEL + 16);
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const __m512 xb = _mm512_set1_ps(x[(size_t)r * ldx + k]);
             acc[r][0] = _mm512_fmadd_ps(w0, xb, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(w1, xb, acc[r][1]);
         }
     }
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
         _mm512_mask_storeu_ps(y + (size_t)r * ldy, m0, acc[r][0]);
         _mm512_mask_storeu_ps(y + (size_t)r * ldy + 16, m1, acc[r][1]);
@@ -291,25 +303,37 @@ INLINE void load_wpair(__m512i *wq, __m512 *dw, const void *row, const int type,
 INLINE void qtile(float *y, int ldy, const unsigned char *w, size_t row_bytes, const int type,
                   const xq_pair *x, int xs, int nb, const int C, const int R) {
     __m512 acc[4][4];
+#pragma GCC unroll 8
     for (int c = 0; c < C; c++)
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) acc[c][r] = _mm512_setzero_ps();
     const int np = (nb + 1) / 2;
+    const size_t pair_bytes = 2 * (type == SM_TYPE_Q8_0 ? sizeof(sm_block_q8_0) : sizeof(sm_block_q4_0));
     for (int p = 0; p < np; p++) {
         const int single = (nb & 1) && p == np - 1;
         __m512i wq[4];
         __m512 dw[4];
+        if (R == 1) { /* a GEMV is bound by memory latency: ask for the weights ahead */
+#pragma GCC unroll 8
+            for (int c = 0; c < C; c++) _mm_prefetch((const char *)w + c * row_bytes + (size_t)p * pair_bytes + PREFETCH, _MM_HINT_T0);
+        }
+#pragma GCC unroll 8
         for (int c = 0; c < C; c++) load_wpair(&wq[c], &dw[c], w + c * row_bytes, type, 2 * p, single);
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const xq_pair *xp = x + (size_t)r * xs + p;
             const __m512i xv = _mm512_load_si512(xp->qs), start = _mm512_load_si512(xp->start);
             const __m512 dx = _mm512_load_ps(xp->d);
+#pragma GCC unroll 8
             for (int c = 0; c < C; c++) {
                 const __m512i dot = _mm512_dpbusd_epi32(start, wq[c], xv);
                 acc[c][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[c], dx), acc[c][r]);
             }
         }
     }
+#pragma GCC unroll 8
     for (int c = 0; c < C; c++)
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) y[(size_t)r * ldy + c] = _mm512_reduce_add_ps(acc[c][r]);
 }
 
