@@ -123,14 +123,17 @@ static int merge_all(const sm_tokenizer *t, work *w, const char *text, add_pair_
     return SM_OK;
 }
 
-/* Sets up one symbol per UTF-8 character of text[0..n) (lengths by lead byte, clipped). With
- * per_byte, one symbol per byte instead. */
+/* Sets up one symbol per UTF-8 character of text[0..n), or with per_byte one per byte. A
+ * character is its lead byte and the continuation bytes that follow, as many as the lead byte
+ * announces: on well-formed UTF-8 that is llama.cpp's (and llama2.c's) split; on malformed input
+ * a lead byte never swallows the next character (llama.cpp's would take an escaped space into a
+ * byte-fallback symbol, and detokenizing would no longer give the input back). */
 static int make_symbols(work *w, const char *text, size_t n, int per_byte) {
     w->sym.n = 0;
     w->heap.n = 0;
     for (size_t off = 0; off < n;) {
-        size_t len = per_byte ? 1 : (size_t)sm_utf8_len((unsigned char)text[off]);
-        if (len > n - off) len = n - off;
+        size_t len = 1, want = per_byte ? 1 : (size_t)sm_utf8_len((unsigned char)text[off]);
+        while (len < want && off + len < n && ((unsigned char)text[off + len] & 0xC0) == 0x80) len++;
         symbol sy = {off, (int)len, -1, (int)w->sym.n - 1, off + len == n ? -1 : (int)w->sym.n + 1};
         if (VEC_PUSH(w->sym, sy)) return SM_ENOMEM;
         off += len;
