@@ -12,18 +12,24 @@
 
 /* ---- hashing ---- */
 
-static uint64_t hash_bytes(const char *s, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-    return h ^ (h >> 29);
-}
-
-static uint64_t hash_pair(int32_t a, int32_t b) {
-    uint64_t h = ((uint64_t)(uint32_t)a << 32 | (uint32_t)b) * 0x9E3779B97F4A7C15ull;
+static uint64_t mix(uint64_t h) { /* splitmix64's finalizer: every input bit reaches the low bits */
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
     return h ^ (h >> 31);
 }
 
+static uint64_t hash_bytes(const char *s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    return mix(h);
+}
+
+static uint64_t hash_pair(int32_t a, int32_t b) { return mix((uint64_t)(uint32_t)a << 32 | (uint32_t)b); }
+
 int tok_lookup(const sm_tokenizer *t, const char *s, size_t n) {
+    if (n > t->max_token_len) return -1;
     for (size_t i = hash_bytes(s, n) & t->tok_mask;; i = (i + 1) & t->tok_mask) {
         int32_t id = t->tok_slot[i];
         if (id < 0) return -1;
@@ -369,6 +375,7 @@ sm_tokenizer *sm_tokenizer_from_gguf(const sm_gguf *g, sm_error *err) {
         else len = (uint64_t)sprintf(t->text + off, "[EMPTY_%llu]", (unsigned long long)i);
         t->text[off + len] = 0;
         t->tok[i] = (tok_text){(uint32_t)off, (uint32_t)len};
+        if (len > t->max_token_len) t->max_token_len = (size_t)len;
         off += len + 1;
         t->score[i] = scores ? scores[i] : 0.0f;
         t->type[i] = types ? (types[i] >= 0 && types[i] <= SM_TOKEN_BYTE ? (uint8_t)types[i] : SM_TOKEN_UNDEFINED)

@@ -253,11 +253,23 @@ static int partition(const sm_tokenizer *t, work *w, const char *text, size_t le
     w->frags.n = 0;
     if (len == 0) return SM_OK;
     if (VEC_PUSH(w->frags, ((fragment){0, len, -1}))) return SM_ENOMEM;
+    /* Which byte pairs occur in the text: a special token whose first two bytes do not occur
+     * cannot match, and most are skipped without a search. */
+    uint64_t pairs[65536 / 64] = {0};
+    for (size_t i = 0; i + 1 < len; i++) {
+        unsigned p = (unsigned char)text[i] << 8 | (unsigned char)text[i + 1];
+        pairs[p / 64] |= 1ull << (p % 64);
+    }
     for (int k = 0; k < t->n_special; k++) {
         int id = t->special[k];
         if (!parse_special && t->type[id] != SM_TOKEN_USER_DEFINED) continue;
         const char *s = t->text + t->tok[id].off;
         size_t sl = t->tok[id].len;
+        if (sl > len) continue;
+        if (sl >= 2) {
+            unsigned p = (unsigned char)s[0] << 8 | (unsigned char)s[1];
+            if (!(pairs[p / 64] >> (p % 64) & 1)) continue;
+        }
         int found = 0;
         for (size_t f = 0; f < w->frags.n && !found; f++)
             found = w->frags.v[f].id < 0 && w->frags.v[f].len >= sl &&

@@ -26,6 +26,7 @@ typedef struct {
 struct sm_tokenizer {
     int kind;
     int n_vocab;
+    size_t max_token_len; /* bytes of the longest token text */
     /* One slab holds every array below (sized once in tokenizer.c). */
     tok_text *tok;      /* [n_vocab] */
     float *score;       /* [n_vocab] */

@@ -5,6 +5,7 @@
  * stand for every byte of it. Prints tokenizing speed on the large inputs.
  * argv[1]: the ../shared directory (exit 77 when its fixtures are absent). */
 #include "gguf.h"
+#include "pretokenize.h"
 #include "tokenizer.h"
 
 #include <stdint.h>
@@ -162,6 +163,31 @@ int main(int argc, char **argv) {
         fill_random(buf, BIG / 4, 0);
         n_tok = run(&v[i], buf, BIG / 4, 1, 0, &secs);
         printf("%-15s 256 KiB random bytes: %8d tokens in %6.3f s\n", v[i].name, n_tok, secs);
+    }
+    /* Every pre-tokenizer, including those no fixture uses, over random text and long runs: the
+     * pieces must tile the input. */
+    static const char *const pres[] = {"default", "gpt-2", "starcoder", "llama3", "qwen2", "deepseek-coder",
+                                       "deepseek-llm", "deepseek-v3", "falcon", "bloom", "viking", "tekken", "dbrx"};
+    for (size_t k = 0; k < sizeof pres / sizeof pres[0]; k++) {
+        sm_error err = {0};
+        sm_pretok *p = sm_pretok_new(pres[k], &err);
+        CHECK(p, "%s: %s", pres[k], err.msg);
+        if (!p) continue;
+        for (int r = 0; r < 4; r++) {
+            size_t n = BIG / 8;
+            if (r < 3) fill_random(buf, n, r);
+            else memset(buf, " \n\ta"[rnd() % 4], n);
+            size_t *ends, n_pieces;
+            int rc = sm_pretok_split(p, buf, n, &ends, &n_pieces, &err);
+            CHECK(rc == 0 && n_pieces > 0 && ends[n_pieces - 1] == n, "%s: split of %zu bytes: %s", pres[k], n, err.msg);
+            for (size_t i = 1; !rc && i < n_pieces; i++)
+                if (ends[i] <= ends[i - 1]) {
+                    CHECK(0, "%s: pieces out of order at %zu", pres[k], i);
+                    break;
+                }
+            free(ends);
+        }
+        sm_pretok_free(p);
     }
     free(buf);
     for (int i = 0; i < 4; i++) sm_tokenizer_free(v[i].t);
