@@ -156,11 +156,27 @@ void attention_forward(float *out, const float *q, const float *k_cache, const f
     const sm_kernel_ops *ops = kernel_ops();
     const int group = n_head / n_head_kv, kv_dim = n_head_kv * head_dim, att_row = pos0 + n;
     const float scale = 1.0f / sqrtf((float)head_dim);
+    /* Several tokens: the query heads of a kv head go together, so that each key and value row
+     * is read once for all of them; that needs group score rows per thread, beyond `att`. */
+    float *scores = n > 1 && group > 1 ? malloc(sizeof(float) * omp_get_max_threads() * group * att_row) : NULL;
+    if (scores) {
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+        for (int t = 0; t < n; t++)
+            for (int g = 0; g < n_head_kv; g++) {
+                const size_t qo = ((size_t)t * n_head + (size_t)g * group) * head_dim, kvo = (size_t)g * head_dim;
+                ops->attention_heads(out + qo, q + qo, k_cache + kvo, v_cache + kvo,
+                                     scores + (size_t)omp_get_thread_num() * group * att_row, group, pos0 + t + 1,
+                                     kv_dim, head_dim, scale);
+            }
+        free(scores);
+        return;
+    }
+    /* One token (or no memory): one head per unit of work, spread over more threads. */
 #pragma omp parallel for collapse(2) schedule(dynamic, 1) if (n * n_head > 1)
     for (int t = 0; t < n; t++)
         for (int h = 0; h < n_head; h++) {
             const size_t qo = ((size_t)t * n_head + h) * head_dim, kvo = (size_t)(h / group) * head_dim;
-            ops->attention_head(out + qo, q + qo, k_cache + kvo, v_cache + kvo,
-                                att + (size_t)omp_get_thread_num() * att_row, pos0 + t + 1, kv_dim, head_dim, scale);
+            ops->attention_heads(out + qo, q + qo, k_cache + kvo, v_cache + kvo,
+                                 att + (size_t)omp_get_thread_num() * att_row, 1, pos0 + t + 1, kv_dim, head_dim, scale);
         }
 }

@@ -124,6 +124,12 @@ static void avx2_attention_head(float *out, const float *q, const float *k, cons
     }
 }
 
+static void avx2_attention_heads(float *out, const float *q, const float *k, const float *v, float *att,
+                                  int n_q, int n_kv, int kv_stride, int head_dim, float scale) {
+    for (int h = 0; h < n_q; h++)
+        avx2_attention_head(out + (size_t)h * head_dim, q + (size_t)h * head_dim, k, v, att + (size_t)h * n_kv, n_kv, kv_stride, head_dim, scale);
+}
+
 /* ---- float weights ---------------------------------------------------------------------------- */
 
 INLINE __m256 load_w8(const void *w, const int type, size_t i) {
@@ -295,7 +301,7 @@ const sm_kernel_ops sm_kernels_avx2 = {
     .matmul_rows = avx2_matmul_rows,
     .softmax = avx2_softmax,
     .swiglu = avx2_swiglu,
-    .attention_head = avx2_attention_head,
+    .attention_heads = avx2_attention_heads,
 };
 
 #endif

@@ -51,6 +51,16 @@ INLINE __m512 exp512(__m512 x) {
 
 INLINE __mmask16 tail_mask(int m) { return (__mmask16)((1u << m) - 1); }
 
+/* The lane sums of a, b, c, d, in that order: one transposed reduction for four vectors. */
+INLINE __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
+    const __m256 a8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+    const __m256 b8 = _mm256_add_ps(_mm512_castps512_ps256(b), _mm512_extractf32x8_ps(b, 1));
+    const __m256 c8 = _mm256_add_ps(_mm512_castps512_ps256(c), _mm512_extractf32x8_ps(c, 1));
+    const __m256 d8 = _mm256_add_ps(_mm512_castps512_ps256(d), _mm512_extractf32x8_ps(d, 1));
+    const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a8, b8), _mm256_hadd_ps(c8, d8));
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
 static void avx512_softmax(float *x, int n) {
     __m512 vmax = _mm512_set1_ps(-INFINITY);
     int i = 0;
@@ -90,39 +100,91 @@ static void avx512_swiglu(float *h, const float *gate, const float *up, int n) {
 
 /* ---- attention ------------------------------------------------------------------------------ */
 
-static void avx512_attention_head(float *out, const float *q, const float *k, const float *v, float *att,
-                                  int n_kv, int kv_stride, int head_dim, float scale) {
+/* 16 scores q.k_j * scale for keys j0..j0+15 into att. */
+INLINE void scores16(float *att, const float *q, const float *k, int j0, int kv_stride, int head_dim, float scale) {
     const int full = head_dim / 16;
     const __mmask16 mt = tail_mask(head_dim % 16);
-    for (int j = 0; j < n_kv; j++) {
-        const float *kj = k + (size_t)j * kv_stride;
-        __m512 s = _mm512_setzero_ps();
-        int c = 0;
-        for (; c < full; c++) s = _mm512_fmadd_ps(_mm512_loadu_ps(q + 16 * c), _mm512_loadu_ps(kj + 16 * c), s);
-        if (mt) s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mt, q + 16 * c), _mm512_maskz_loadu_ps(mt, kj + 16 * c), s);
-        att[j] = _mm512_reduce_add_ps(s) * scale;
+    const float *kb = k + (size_t)j0 * kv_stride;
+    __m512 s[16];
+#pragma GCC unroll 16
+    for (int u = 0; u < 16; u++) s[u] = _mm512_setzero_ps();
+    for (int c = 0; c < full; c++) { /* 16 independent FMAs per step */
+        const __m512 qc = _mm512_loadu_ps(q + 16 * c);
+#pragma GCC unroll 16
+        for (int u = 0; u < 16; u++) s[u] = _mm512_fmadd_ps(qc, _mm512_loadu_ps(kb + (size_t)u * kv_stride + 16 * c), s[u]);
     }
-    avx512_softmax(att, n_kv);
-    /* out = sum_j att[j] v_j, 64 outputs per pass over the positions */
+    if (mt) {
+        const __m512 qc = _mm512_maskz_loadu_ps(mt, q + 16 * full);
+#pragma GCC unroll 16
+        for (int u = 0; u < 16; u++) s[u] = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(mt, kb + (size_t)u * kv_stride + 16 * full), s[u]);
+    }
+    __m512 sum = _mm512_castps128_ps512(reduce4(s[0], s[1], s[2], s[3]));
+    sum = _mm512_insertf32x4(sum, reduce4(s[4], s[5], s[6], s[7]), 1);
+    sum = _mm512_insertf32x4(sum, reduce4(s[8], s[9], s[10], s[11]), 2);
+    sum = _mm512_insertf32x4(sum, reduce4(s[12], s[13], s[14], s[15]), 3);
+    _mm512_storeu_ps(att + j0, _mm512_mul_ps(sum, _mm512_set1_ps(scale)));
+}
+
+INLINE float score1(const float *q, const float *kj, int head_dim, float scale) {
+    __m512 s = _mm512_setzero_ps();
+    int c = 0;
+    for (; c + 16 <= head_dim; c += 16) s = _mm512_fmadd_ps(_mm512_loadu_ps(q + c), _mm512_loadu_ps(kj + c), s);
+    if (c < head_dim) {
+        const __mmask16 m = tail_mask(head_dim - c);
+        s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + c), _mm512_maskz_loadu_ps(m, kj + c), s);
+    }
+    return _mm512_reduce_add_ps(s) * scale;
+}
+
+/* out_i = softmax(q_i K^T) V for H (1..4) query heads sharing the keys, 64 outputs per pass: each
+ * value row is loaded once for all the heads. */
+INLINE void weighted_values(float *out, const float *v, const float *att, int n_kv, int kv_stride, int head_dim, const int H) {
     for (int i0 = 0; i0 < head_dim; i0 += 64) {
         __mmask16 m[4];
         for (int c = 0; c < 4; c++) {
             const int left = head_dim - i0 - 16 * c;
             m[c] = left >= 16 ? 0xffff : left > 0 ? tail_mask(left) : 0;
         }
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m512 acc[4][4];
+#pragma GCC unroll 4
+        for (int h = 0; h < H; h++) acc[h][0] = acc[h][1] = acc[h][2] = acc[h][3] = _mm512_setzero_ps();
         for (int j = 0; j < n_kv; j++) {
             const float *vj = v + (size_t)j * kv_stride + i0;
-            const __m512 p = _mm512_set1_ps(att[j]);
-            a0 = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m[0], vj), a0);
-            a1 = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m[1], vj + 16), a1);
-            a2 = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m[2], vj + 32), a2);
-            a3 = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m[3], vj + 48), a3);
+            const __m512 v0 = _mm512_maskz_loadu_ps(m[0], vj), v1 = _mm512_maskz_loadu_ps(m[1], vj + 16);
+            const __m512 v2 = _mm512_maskz_loadu_ps(m[2], vj + 32), v3 = _mm512_maskz_loadu_ps(m[3], vj + 48);
+#pragma GCC unroll 4
+            for (int h = 0; h < H; h++) {
+                const __m512 p = _mm512_set1_ps(att[(size_t)h * n_kv + j]);
+                acc[h][0] = _mm512_fmadd_ps(p, v0, acc[h][0]);
+                acc[h][1] = _mm512_fmadd_ps(p, v1, acc[h][1]);
+                acc[h][2] = _mm512_fmadd_ps(p, v2, acc[h][2]);
+                acc[h][3] = _mm512_fmadd_ps(p, v3, acc[h][3]);
+            }
         }
-        _mm512_mask_storeu_ps(out + i0, m[0], a0);
-        _mm512_mask_storeu_ps(out + i0 + 16, m[1], a1);
-        _mm512_mask_storeu_ps(out + i0 + 32, m[2], a2);
-        _mm512_mask_storeu_ps(out + i0 + 48, m[3], a3);
+#pragma GCC unroll 4
+        for (int h = 0; h < H; h++)
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) _mm512_mask_storeu_ps(out + (size_t)h * head_dim + i0 + 16 * c, m[c], acc[h][c]);
+    }
+}
+
+static void avx512_attention_heads(float *out, const float *q, const float *k, const float *v, float *att,
+                                   int n_q, int n_kv, int kv_stride, int head_dim, float scale) {
+    int j = 0;
+    for (; j + 16 <= n_kv; j += 16) /* a block of keys stays in L1 while every head scores it */
+        for (int h = 0; h < n_q; h++) scores16(att + (size_t)h * n_kv, q + (size_t)h * head_dim, k, j, kv_stride, head_dim, scale);
+    for (; j < n_kv; j++)
+        for (int h = 0; h < n_q; h++) att[(size_t)h * n_kv + j] = score1(q + (size_t)h * head_dim, k + (size_t)j * kv_stride, head_dim, scale);
+    for (int h = 0; h < n_q; h++) avx512_softmax(att + (size_t)h * n_kv, n_kv);
+    for (int h = 0; h < n_q; h += 4) {
+        const float *a = att + (size_t)h * n_kv;
+        float *o = out + (size_t)h * head_dim;
+        switch (n_q - h < 4 ? n_q - h : 4) {
+        case 4: weighted_values(o, v, a, n_kv, kv_stride, head_dim, 4); break;
+        case 3: weighted_values(o, v, a, n_kv, kv_stride, head_dim, 3); break;
+        case 2: weighted_values(o, v, a, n_kv, kv_stride, head_dim, 2); break;
+        default: weighted_values(o, v, a, n_kv, kv_stride, head_dim, 1); break;
+        }
     }
 }
 
@@ -153,6 +215,10 @@ INLINE void gemv_tile(float *y, const float *x, const void *w, const int type, i
         const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) acc[c] = _mm512_fmadd_ps(load_w16(w, type, (size_t)(o + c) * in + i, m), xv, acc[c]);
+    }
+    if (C == 4) {
+        _mm_storeu_ps(y + o, reduce4(acc[0], acc[1], acc[2], acc[3]));
+        return;
     }
 #pragma GCC unroll 8
     for (int c = 0; c < C; c++) y[o + c] = _mm512_reduce_add_ps(acc[c]);
@@ -331,6 +397,11 @@ INLINE void qtile(float *y, int ldy, const unsigned char *w, size_t row_bytes, c
             }
         }
     }
+    if (C == 4) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) _mm_storeu_ps(y + (size_t)r * ldy, reduce4(acc[0][r], acc[1][r], acc[2][r], acc[3][r]));
+        return;
+    }
 #pragma GCC unroll 8
     for (int c = 0; c < C; c++)
 #pragma GCC unroll 8
@@ -401,7 +472,7 @@ const sm_kernel_ops sm_kernels_avx512 = {
     .matmul_rows = avx512_matmul_rows,
     .softmax = avx512_softmax,
     .swiglu = avx512_swiglu,
-    .attention_head = avx512_attention_head,
+    .attention_heads = avx512_attention_heads,
 };
 
 #endif

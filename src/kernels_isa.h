@@ -27,10 +27,11 @@ typedef struct sm_kernel_ops {
                         int n, int in, int out, int o0, int o1, float *scratch);
     void (*softmax)(float *x, int n);
     void (*swiglu)(float *h, const float *gate, const float *up, int n);
-    /* One query head against n_kv cached positions: out (head_dim) = softmax(q·K^T * scale) · V,
-     * k, v: row j at k + j*kv_stride; att: scratch of n_kv floats. */
-    void (*attention_head)(float *out, const float *q, const float *k, const float *v, float *att,
-                           int n_kv, int kv_stride, int head_dim, float scale);
+    /* n_q query heads that share one kv head, against n_kv cached positions:
+     * out (n_q, head_dim) = softmax(q·K^T * scale) · V, q (n_q, head_dim);
+     * k, v: row j at k + j*kv_stride; att: scratch of n_q * n_kv floats. */
+    void (*attention_heads)(float *out, const float *q, const float *k, const float *v, float *att,
+                            int n_q, int n_kv, int kv_stride, int head_dim, float scale);
 } sm_kernel_ops;
 
 /* Weight rows per unit of work that the dispatcher hands one thread. */

@@ -103,6 +103,12 @@ static void scalar_attention_head(float *out, const float *q, const float *k, co
     }
 }
 
+static void scalar_attention_heads(float *out, const float *q, const float *k, const float *v, float *att,
+                                  int n_q, int n_kv, int kv_stride, int head_dim, float scale) {
+    for (int h = 0; h < n_q; h++)
+        scalar_attention_head(out + (size_t)h * head_dim, q + (size_t)h * head_dim, k, v, att + (size_t)h * n_kv, n_kv, kv_stride, head_dim, scale);
+}
+
 const sm_kernel_ops sm_kernels_scalar = {
     .name = "scalar",
     .xq_row_bytes = scalar_xq_row_bytes,
@@ -111,5 +117,5 @@ const sm_kernel_ops sm_kernels_scalar = {
     .matmul_rows = scalar_matmul_rows,
     .softmax = scalar_softmax,
     .swiglu = scalar_swiglu,
-    .attention_head = scalar_attention_head,
+    .attention_heads = scalar_attention_heads,
 };
