@@ -62,12 +62,12 @@ static size_t round_up64(size_t n) { return (n + 63) & ~(size_t)63; }
 void matmul_forward(float *y, const float *x, const void *w, int type, int n, int in, int out) {
     if (n <= 0 || out <= 0) return;
     const sm_kernel_ops *ops = kernel_ops();
-    const size_t xq_row = ops->xq_row_bytes(type, in);
+    const size_t xq_size = ops->xq_bytes(type, n, in);
     const size_t scratch_row = round_up64(ops->scratch_floats(type, n, in) * sizeof(float));
     const int n_threads = omp_get_max_threads();
-    unsigned char *xq = xq_row ? aligned_alloc(64, round_up64((size_t)n * xq_row)) : NULL;
+    unsigned char *xq = xq_size ? aligned_alloc(64, round_up64(xq_size)) : NULL;
     float *scratch = scratch_row ? aligned_alloc(64, (size_t)n_threads * scratch_row) : NULL;
-    if ((xq_row && !xq) || (scratch_row && !scratch)) { /* out of memory: the slow way */
+    if ((xq_size && !xq) || (scratch_row && !scratch)) { /* out of memory: the slow way */
         free(xq);
         free(scratch);
         matmul_forward_ref(y, x, w, type, n, in, out);
@@ -80,7 +80,7 @@ void matmul_forward(float *y, const float *x, const void *w, int type, int n, in
     {
         if (xq) {
 #pragma omp for schedule(static)
-            for (int t = 0; t < n; t++) ops->prepare_x(xq + (size_t)t * xq_row, x + (size_t)t * in, type, in);
+            for (int t0 = 0; t0 < n; t0 += SM_X_TILE) ops->prepare_x(xq, x, type, n, in, t0, t0 + SM_X_TILE < n ? t0 + SM_X_TILE : n);
         }
         float *my_scratch = scratch ? (float *)((unsigned char *)scratch + (size_t)omp_get_thread_num() * scratch_row) : NULL;
 #pragma omp for schedule(static)

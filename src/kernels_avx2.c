@@ -224,14 +224,15 @@ static void gemm_rows(float *y, const float *x, const void *w, int type, int n, 
 
 /* ---- quantized weights ------------------------------------------------------------------------ */
 
-static size_t avx2_xq_row_bytes(int type, int in) {
+static size_t avx2_xq_bytes(int type, int n, int in) {
     if (type != SM_TYPE_Q8_0 && type != SM_TYPE_Q4_0) return 0;
-    return (size_t)(in / SM_QK) * sizeof(sm_block_q8_0);
+    return (size_t)n * (size_t)(in / SM_QK) * sizeof(sm_block_q8_0);
 }
 
-static void avx2_prepare_x(void *xq, const float *x, int type, int in) {
-    (void)type;
-    sm_quantize_row(SM_TYPE_Q8_0, xq, x, in);
+static void avx2_prepare_x(void *xq, const float *x, int type, int n, int in, int t0, int t1) {
+    (void)type; (void)n;
+    for (int t = t0; t < t1; t++)
+        sm_quantize_row(SM_TYPE_Q8_0, (sm_block_q8_0 *)xq + (size_t)t * (in / SM_QK), x + (size_t)t * in, in);
 }
 
 /* The 8 int32 partial sums of a signed 32-byte dot, by the sign trick. */
@@ -295,7 +296,7 @@ static void avx2_matmul_rows(float *y, const float *x, const void *xq, const voi
 
 const sm_kernel_ops sm_kernels_avx2 = {
     .name = "avx2",
-    .xq_row_bytes = avx2_xq_row_bytes,
+    .xq_bytes = avx2_xq_bytes,
     .prepare_x = avx2_prepare_x,
     .scratch_floats = avx2_scratch_floats,
     .matmul_rows = avx2_matmul_rows,

@@ -4,7 +4,8 @@
  *
  * Float weights (F32, F16, BF16): one token is a GEMV that streams the weight rows once, four
  * rows at a time; more tokens pack a panel of 32 weight rows, converted to f32 and transposed
- * (k-major), and run an 8-token x 32-row register tile of broadcast FMAs over it.
+ * (k-major), interleave the tokens 8 at a time, and run an 8-token x 32-row register tile of
+ * broadcast FMAs over them.
  *
  * Quantized weights (Q8_0, Q4_0): the activations are quantized to Q8_0 exactly as the reference
  * does, then laid out two blocks at a time (`xq_pair`) for vpdpbusd, which multiplies unsigned by
@@ -251,47 +252,62 @@ static void pack_panel(float *p, const void *w, int type, int in, int o0, int ro
     }
 }
 
-/* y[t][0..PANEL) for R tokens from a packed panel. */
-INLINE void gemm_tile(float *y, int ldy, const float *x, int ldx, const float *p, int in,
-                      __mmask16 m0, __mmask16 m1, const int R) {
+/* xp (in, TILE_T) = rows 0..rows-1 of x (rows, in) interleaved; missing rows are 0. */
+static void pack_x_tile(float *xp, const float *x, int in, int rows) {
+    int k0 = 0;
+    for (; k0 + 8 <= in; k0 += 8) { /* an 8 x 8 transpose in registers */
+        __m256 r[8], t[8], u[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_loadu_ps(x + (size_t)i * in + k0) : _mm256_setzero_ps();
+#pragma GCC unroll 4
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+#pragma GCC unroll 2
+        for (int i = 0; i < 8; i += 4) {
+            u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+            u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+            u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            _mm256_store_ps(xp + (size_t)(k0 + i) * TILE_T, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+            _mm256_store_ps(xp + (size_t)(k0 + i + 4) * TILE_T, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+        }
+    }
+    for (; k0 < in; k0++)
+        for (int i = 0; i < TILE_T; i++) xp[(size_t)k0 * TILE_T + i] = i < rows ? x[(size_t)i * in + k0] : 0.0f;
+}
+
+/* y[t][0..PANEL) for R <= TILE_T tokens from a packed panel p and an interleaved input tile xp. */
+static void gemm_tile(float *y, int ldy, const float *xp, const float *p, int in, __mmask16 m0, __mmask16 m1, int R) {
     __m512 acc[TILE_T][2];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int r = 0; r < TILE_T; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int k = 0; k < in; k++) {
         const __m512 w0 = _mm512_load_ps(p + (size_t)k * PANEL), w1 = _mm512_load_ps(p + (size_t)k * PANEL + 16);
 #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
-            const __m512 xb = _mm512_set1_ps(x[(size_t)r * ldx + k]);
+        for (int r = 0; r < TILE_T; r++) {
+            const __m512 xb = _mm512_set1_ps(xp[(size_t)k * TILE_T + r]);
             acc[r][0] = _mm512_fmadd_ps(w0, xb, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(w1, xb, acc[r][1]);
         }
     }
-#pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
         _mm512_mask_storeu_ps(y + (size_t)r * ldy, m0, acc[r][0]);
         _mm512_mask_storeu_ps(y + (size_t)r * ldy + 16, m1, acc[r][1]);
     }
 }
 
-static void gemm_rows(float *y, const float *x, const void *w, int type, int n, int in, int out,
+static void gemm_rows(float *y, const float *xq, const void *w, int type, int n, int in, int out,
                       int o0, int o1, float *panel) {
     const int rows = o1 - o0;
     pack_panel(panel, w, type, in, o0, rows);
     const __mmask16 m0 = rows >= 16 ? 0xffff : tail_mask(rows), m1 = rows >= 32 ? 0xffff : rows > 16 ? tail_mask(rows - 16) : 0;
-    for (int t = 0; t < n; t += TILE_T) {
-        float *yt = y + (size_t)t * out + o0;
-        const float *xt = x + (size_t)t * in;
-        switch (n - t < TILE_T ? n - t : TILE_T) {
-        case 8: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 8); break;
-        case 7: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 7); break;
-        case 6: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 6); break;
-        case 5: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 5); break;
-        case 4: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 4); break;
-        case 3: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 3); break;
-        case 2: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 2); break;
-        default: gemm_tile(yt, out, xt, in, panel, in, m0, m1, 1); break;
-        }
-    }
+    for (int t = 0; t < n; t += TILE_T)
+        gemm_tile(y + (size_t)t * out + o0, out, xq + (size_t)t * in, panel, in, m0, m1, n - t < TILE_T ? n - t : TILE_T);
 }
 
 /* ---- quantized weights ---------------------------------------------------------------------- */
@@ -304,10 +320,6 @@ typedef struct {
     int32_t start[16];
 } xq_pair;
 
-static size_t avx512_xq_row_bytes(int type, int in) {
-    if (type != SM_TYPE_Q8_0 && type != SM_TYPE_Q4_0) return 0;
-    return (size_t)((in / SM_QK + 1) / 2) * sizeof(xq_pair);
-}
 
 /* roundf (ties away from zero) of each lane, exactly. */
 INLINE __m512 round_away(__m512 v) {
@@ -328,10 +340,9 @@ INLINE float quantize_block(int8_t *q, const float *x) {
     return sm_fp16_to_fp32(sm_fp32_to_fp16(d));
 }
 
-static void avx512_prepare_x(void *xq, const float *x, int type, int in) {
+static void quantize_row_pairs(xq_pair *p, const float *x, int type, int in) {
     const int nb = in / SM_QK;
     const __m512i offset = _mm512_set1_epi8(type == SM_TYPE_Q8_0 ? (char)0x80 : 8);
-    xq_pair *p = xq;
     for (int b = 0; b < nb; b += 2, p++) {
         const float da = quantize_block(p->qs, x + (size_t)b * SM_QK);
         float db = 0.0f;
@@ -445,6 +456,25 @@ INLINE void qrows(float *y, const void *xq, const void *w, const int type, int n
     }
 }
 
+/* Prepared activations: for quantized weights each row as xq_pairs; for float weights and more
+ * than one token, tiles of TILE_T rows interleaved (k-major), so that the GEMM tile broadcasts
+ * its TILE_T inputs from one pointer. */
+static size_t avx512_xq_bytes(int type, int n, int in) {
+    if (type == SM_TYPE_Q8_0 || type == SM_TYPE_Q4_0) return (size_t)n * ((in / SM_QK + 1) / 2) * sizeof(xq_pair);
+    if (n == 1) return 0;
+    return (size_t)((n + TILE_T - 1) / TILE_T) * TILE_T * in * sizeof(float);
+}
+
+static void avx512_prepare_x(void *xq, const float *x, int type, int n, int in, int t0, int t1) {
+    if (type == SM_TYPE_Q8_0 || type == SM_TYPE_Q4_0) {
+        const size_t pairs = (size_t)(in / SM_QK + 1) / 2;
+        for (int t = t0; t < t1; t++) quantize_row_pairs((xq_pair *)xq + (size_t)t * pairs, x + (size_t)t * in, type, in);
+        return;
+    }
+    (void)n;
+    pack_x_tile((float *)xq + (size_t)t0 * in, x + (size_t)t0 * in, in, t1 - t0);
+}
+
 static size_t avx512_scratch_floats(int type, int n, int in) {
     if (n == 1 || type == SM_TYPE_Q8_0 || type == SM_TYPE_Q4_0) return 0;
     return (size_t)PANEL * in;
@@ -456,7 +486,7 @@ static void avx512_matmul_rows(float *y, const float *x, const void *xq, const v
     case SM_TYPE_Q8_0: qrows(y, xq, w, SM_TYPE_Q8_0, n, in, out, o0, o1); return;
     case SM_TYPE_Q4_0: qrows(y, xq, w, SM_TYPE_Q4_0, n, in, out, o0, o1); return;
     }
-    if (n > 1) { gemm_rows(y, x, w, type, n, in, out, o0, o1, scratch); return; }
+    if (n > 1) { gemm_rows(y, xq, w, type, n, in, out, o0, o1, scratch); return; }
     switch (type) {
     case SM_TYPE_F32: gemv_rows(y, x, w, SM_TYPE_F32, in, o0, o1); break;
     case SM_TYPE_F16: gemv_rows(y, x, w, SM_TYPE_F16, in, o0, o1); break;
@@ -466,7 +496,7 @@ static void avx512_matmul_rows(float *y, const float *x, const void *xq, const v
 
 const sm_kernel_ops sm_kernels_avx512 = {
     .name = "avx512",
-    .xq_row_bytes = avx512_xq_row_bytes,
+    .xq_bytes = avx512_xq_bytes,
     .prepare_x = avx512_prepare_x,
     .scratch_floats = avx512_scratch_floats,
     .matmul_rows = avx512_matmul_rows,

@@ -13,16 +13,17 @@
 
 typedef struct sm_kernel_ops {
     const char *name; /* "avx512", "avx2", "scalar" */
-    /* Bytes of one prepared activation row (n = 1 row of `in` floats) for weights of `type`;
-     * 0 when the path reads x as f32 directly. */
-    size_t (*xq_row_bytes)(int type, int in);
-    /* Prepares one activation row for weights of `type`: quantizes x (in) to Q8_0 exactly as
-     * sm_quantize_row does, laid out as this path's matmul_rows wants it. xq: 64-byte aligned. */
-    void (*prepare_x)(void *xq, const float *x, int type, int in);
+    /* Bytes of the prepared activations of n rows of `in` floats for weights of `type`; 0 when
+     * the path reads x as f32 directly. */
+    size_t (*xq_bytes)(int type, int n, int in);
+    /* Prepares rows t0..t1-1 of x (n,in) into xq (64-byte aligned), t0 a multiple of SM_X_TILE
+     * and t1 = min(t0 + SM_X_TILE, n): for quantized weights the rows quantized to Q8_0 exactly as
+     * sm_quantize_row does; for float weights, where a path wants it, the rows interleaved. */
+    void (*prepare_x)(void *xq, const float *x, int type, int n, int in, int t0, int t1);
     /* Floats of per-thread scratch matmul_rows needs for n tokens. */
     size_t (*scratch_floats)(int type, int n, int in);
     /* y[t*out + o] for every token t < n and weight row o in [o0, o1) (o1 - o0 <= SM_ROW_CHUNK).
-     * x (n,in) f32; xq: n prepared rows (prepare_x), or NULL when xq_row_bytes is 0. */
+     * x (n,in) f32; xq: the prepared rows (prepare_x), or NULL when xq_bytes is 0. */
     void (*matmul_rows)(float *y, const float *x, const void *xq, const void *w, int type,
                         int n, int in, int out, int o0, int o1, float *scratch);
     void (*softmax)(float *x, int n);
@@ -33,6 +34,9 @@ typedef struct sm_kernel_ops {
     void (*attention_heads)(float *out, const float *q, const float *k, const float *v, float *att,
                             int n_q, int n_kv, int kv_stride, int head_dim, float scale);
 } sm_kernel_ops;
+
+/* Activation rows per prepare_x call. */
+#define SM_X_TILE 8
 
 /* Weight rows per unit of work that the dispatcher hands one thread. */
 #define SM_ROW_CHUNK 32

@@ -7,14 +7,15 @@
 #include <math.h>
 #include <stdint.h>
 
-static size_t scalar_xq_row_bytes(int type, int in) {
+static size_t scalar_xq_bytes(int type, int n, int in) {
     if (type != SM_TYPE_Q8_0 && type != SM_TYPE_Q4_0) return 0;
-    return (size_t)(in / SM_QK) * sizeof(sm_block_q8_0);
+    return (size_t)n * (size_t)(in / SM_QK) * sizeof(sm_block_q8_0);
 }
 
-static void scalar_prepare_x(void *xq, const float *x, int type, int in) {
-    (void)type;
-    sm_quantize_row(SM_TYPE_Q8_0, xq, x, in);
+static void scalar_prepare_x(void *xq, const float *x, int type, int n, int in, int t0, int t1) {
+    (void)type; (void)n;
+    for (int t = t0; t < t1; t++)
+        sm_quantize_row(SM_TYPE_Q8_0, (sm_block_q8_0 *)xq + (size_t)t * (in / SM_QK), x + (size_t)t * in, in);
 }
 
 static size_t scalar_scratch_floats(int type, int n, int in) { (void)type; (void)n; (void)in; return 0; }
@@ -111,7 +112,7 @@ static void scalar_attention_heads(float *out, const float *q, const float *k, c
 
 const sm_kernel_ops sm_kernels_scalar = {
     .name = "scalar",
-    .xq_row_bytes = scalar_xq_row_bytes,
+    .xq_bytes = scalar_xq_bytes,
     .prepare_x = scalar_prepare_x,
     .scratch_floats = scalar_scratch_floats,
     .matmul_rows = scalar_matmul_rows,

@@ -116,9 +116,9 @@ static void check_prepare_x(const sm_kernel_ops *ops) {
     x[31] = 127.0f;
     sm_block_q8_0 ref[IN / SM_QK];
     sm_quantize_row(SM_TYPE_Q8_0, ref, x, IN);
-    const size_t bytes = ops->xq_row_bytes(SM_TYPE_Q8_0, IN);
+    const size_t bytes = ops->xq_bytes(SM_TYPE_Q8_0, 1, IN);
     unsigned char *xq = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    ops->prepare_x(xq, x, SM_TYPE_Q8_0, IN);
+    ops->prepare_x(xq, x, SM_TYPE_Q8_0, 1, IN, 0, 1);
     int bad = 0;
     if (strcmp(ops->name, "avx512") == 0) { /* pairs of blocks: 64 quants, 16 scales, 16 starts */
         for (int b = 0; b < IN / SM_QK; b++) {
