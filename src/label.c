@@ -176,11 +176,6 @@ static void tally(sm_reason_count *arr, int *n, const char *reason) {
     arr[(*n)++].n = 1;
 }
 
-static char *dup_json_string(json_t *o, const char *key) {
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? strdup(s) : NULL;
-}
-
 /* Reads every snippet into r->snippets and the store. */
 static int read_snippets(run *r, sm_error *err) {
     sm_jsonl *in;
@@ -454,7 +449,8 @@ typedef struct {
     char versions[SM_TASK_COUNT][17];
     int n_versions;
     FILE *f;
-    json_t *cur;      /* the line being built */
+    json_t *cur;      /* the line being built: the snippet's fields */
+    json_t *labels;   /* and its labels, appended in task order at the end */
     char cur_id[128];
     long long written;
     int io_error;
@@ -463,7 +459,13 @@ typedef struct {
 static void flush_line(exporter *x) {
     if (!x->cur) return;
     int any = 0;
-    for (int t = 0; t < SM_TASK_COUNT; t++) any |= json_object_get(x->cur, sm_task_name(t)) != NULL;
+    for (int t = 0; t < SM_TASK_COUNT; t++) {
+        json_t *v = json_object_get(x->labels, sm_task_name(t));
+        if (v) json_object_set(x->cur, sm_task_name(t), v), any = 1;
+    }
+    json_object_set(x->cur, "teacher", json_object_get(x->labels, "teacher"));
+    json_decref(x->labels);
+    x->labels = NULL;
     if (any) {
         char *s = json_dumps(x->cur, JSON_COMPACT | JSON_PRESERVE_ORDER);
         if (!s || fprintf(x->f, "%s\n", s) < 0) x->io_error = 1;
@@ -483,6 +485,7 @@ static int export_row(void *ctx, const sm_label_row *row) {
         flush_line(x);
         const sm_snippet *s = &row->snippet;
         x->cur = json_object();
+        x->labels = json_object();
         json_object_set_new(x->cur, "id", json_string(row->snippet_id));
         if (s->lang) json_object_set_new(x->cur, "lang", json_string(s->lang));
         if (s->source) json_object_set_new(x->cur, "source", json_string(s->source));
@@ -496,12 +499,12 @@ static int export_row(void *ctx, const sm_label_row *row) {
     json_t *fields = json_loads(row->fields, 0, NULL);
     for (int t = 0; t < SM_TASK_COUNT; t++) {
         json_t *v = json_object_get(fields, sm_task_name(t));
-        if (v) json_object_set(x->cur, sm_task_name(t), v);
+        if (v) json_object_set(x->labels, sm_task_name(t), v);
     }
     json_decref(fields);
     char teacher[256];
     snprintf(teacher, sizeof teacher, "%s/%s-%s", x->model, x->n_versions > 1 ? "per-task" : "joint", row->template_hash);
-    if (!json_object_get(x->cur, "teacher")) json_object_set_new(x->cur, "teacher", json_string(teacher));
+    if (!json_object_get(x->labels, "teacher")) json_object_set_new(x->labels, "teacher", json_string(teacher));
     return 0;
 }
 
