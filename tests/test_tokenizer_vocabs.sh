@@ -49,6 +49,27 @@ for vocab in "$dir"/ggml-vocab-*.gguf; do
     fi
     echo "$name: $pass/$i passed"
 done
+# The CLI around it: usage errors, the one-token-per-line form, BOS flags.
+gpt2=$dir/ggml-vocab-gpt-2.gguf
+spm=$dir/ggml-vocab-llama-spm.gguf
+check() { # description, expected, actual
+    if [ "$2" != "$3" ]; then echo "cli: $1: expected '$2', got '$3'"; fail=1; fi
+}
+if [ -f "$gpt2" ] && [ -f "$spm" ]; then
+    "$bin" tokenize --help > /dev/null; check "--help exit code" 0 $?
+    "$bin" tokenize < /dev/null 2> /dev/null; check "missing -m exit code" 2 $?
+    "$bin" tokenize -m "$gpt2" --bogus < /dev/null 2> /dev/null; check "unknown flag exit code" 2 $?
+    "$bin" tokenize -m "$dir/README.md" < /dev/null 2> /dev/null; check "not a GGUF exit code" 2 $?
+    check "lines" "$(printf '15496\tHello\n198\t\\n\n50256\t<|endoftext|>\n187\t\\xFF')" \
+        "$(printf 'Hello\n<|endoftext|>\xff' | "$bin" tokenize -m "$gpt2")"
+    check "--no-parse-special" "27 91 437 1659 5239 91 29" \
+        "$(printf '<|endoftext|>' | "$bin" tokenize -m "$gpt2" --ids --no-parse-special)"
+    check "--bos" "1 15043" "$(printf 'Hello' | "$bin" tokenize -m "$spm" --ids --bos)"
+    check "--add-special" "1 15043" "$(printf 'Hello' | "$bin" tokenize -m "$spm" --ids --add-special)"
+    check "--add-special --bos" "1 15043" "$(printf 'Hello' | "$bin" tokenize -m "$spm" --ids --add-special --bos)"
+    check "--add-special on gpt-2 adds nothing" "15496" "$(printf 'Hello' | "$bin" tokenize -m "$gpt2" --ids --add-special)"
+    echo "cli checks done"
+fi
 if [ $n_vocabs -eq 0 ]; then
     echo "skip: no ggml-vocab-*.gguf with .inp/.out in $dir"
     exit 77

@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "gguf.h"
 #include "tokenizer.h"
+#include "unicode.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,15 +48,21 @@ static char *read_all(FILE *f, size_t *len) {
     return buf;
 }
 
+/* Prints a piece on one line: well-formed UTF-8 as it is, backslash and control characters
+ * escaped, and bytes that are not UTF-8 (a piece may hold part of a character) as \xNN. */
 static void print_escaped(const char *s, int n) {
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '\\') fputs("\\\\", stdout);
+        uint32_t cp;
+        int len = c >= 0x80 ? sm_utf8_decode(s + i, (size_t)(n - i), &cp) : 1;
+        if (len > 1) fwrite(s + i, 1, (size_t)len, stdout);
+        else if (c == '\\') fputs("\\\\", stdout);
         else if (c == '\n') fputs("\\n", stdout);
         else if (c == '\r') fputs("\\r", stdout);
         else if (c == '\t') fputs("\\t", stdout);
-        else if (c < 0x20 || c == 0x7F) printf("\\x%02X", c);
+        else if (c < 0x20 || c >= 0x7F) printf("\\x%02X", c);
         else putchar(c);
+        i += len > 1 ? len : 1;
     }
 }
 
