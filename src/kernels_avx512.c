@@ -234,48 +234,71 @@ INLINE void gemv_rows(float *y, const float *x, const void *w, const int type, i
 #define PANEL 32 /* weight rows per packed panel (two zmm) */
 #define TILE_T 8 /* tokens per register tile */
 
+/* Stores the transpose of the 8 x 8 block r: column i (r[0][i] .. r[7][i]) at dst + i*stride. */
+INLINE void store_transposed8(float *dst, size_t stride, const __m256 r[8]) {
+    __m256 t[8], u[8];
+#pragma GCC unroll 4
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dst + i * stride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (i + 4) * stride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    }
+}
+
+/* 8 weights from element i of a row of `type`, as f32. */
+INLINE __m256 load_w8(const void *w, const int type, size_t i) {
+    if (type == SM_TYPE_F32) return _mm256_loadu_ps((const float *)w + i);
+    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
+    if (type == SM_TYPE_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); /* BF16 */
+}
+
 /* p (in, PANEL) = rows o0..o0+rows of W, converted to f32 and transposed; missing rows are 0. */
-static void pack_panel(float *p, const void *w, int type, int in, int o0, int rows) {
-    for (int r = rows; r < PANEL; r++)
-        for (int k = 0; k < in; k++) p[(size_t)k * PANEL + r] = 0.0f;
-    /* 16 k at a time from each row, transposed through a small buffer */
-    float buf[16][16];
-    for (int k0 = 0; k0 < in; k0 += 16) {
-        const int kn = in - k0 < 16 ? in - k0 : 16;
-        for (int r0 = 0; r0 < rows; r0 += 16) {
-            const int rn = rows - r0 < 16 ? rows - r0 : 16;
-            for (int r = 0; r < rn; r++)
-                _mm512_storeu_ps(buf[r], load_w16(w, type, (size_t)(o0 + r0 + r) * in + k0, tail_mask(kn)));
-            for (int k = 0; k < kn; k++)
-                for (int r = 0; r < rn; r++) p[(size_t)(k0 + k) * PANEL + r0 + r] = buf[r][k];
+INLINE void pack_panel_type(float *p, const void *w, const int type, int in, int o0, int rows) {
+    int k0 = 0;
+    for (; k0 + 8 <= in; k0 += 8)
+        for (int r0 = 0; r0 < PANEL; r0 += 8) {
+            __m256 r[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) r[i] = r0 + i < rows ? load_w8(w, type, (size_t)(o0 + r0 + i) * in + k0) : _mm256_setzero_ps();
+            store_transposed8(p + (size_t)k0 * PANEL + r0, PANEL, r);
         }
+    for (; k0 < in; k0++)
+        for (int r = 0; r < PANEL; r++) {
+            const size_t i = (size_t)(o0 + r) * in + k0;
+            p[(size_t)k0 * PANEL + r] = r >= rows ? 0.0f
+                : type == SM_TYPE_F32 ? ((const float *)w)[i]
+                : type == SM_TYPE_F16 ? sm_fp16_to_fp32(((const uint16_t *)w)[i]) : sm_bf16_to_fp32(((const uint16_t *)w)[i]);
+        }
+}
+
+static void pack_panel(float *p, const void *w, int type, int in, int o0, int rows) {
+    switch (type) {
+    case SM_TYPE_F32: pack_panel_type(p, w, SM_TYPE_F32, in, o0, rows); break;
+    case SM_TYPE_F16: pack_panel_type(p, w, SM_TYPE_F16, in, o0, rows); break;
+    default: pack_panel_type(p, w, SM_TYPE_BF16, in, o0, rows); break;
     }
 }
 
 /* xp (in, TILE_T) = rows 0..rows-1 of x (rows, in) interleaved; missing rows are 0. */
 static void pack_x_tile(float *xp, const float *x, int in, int rows) {
     int k0 = 0;
-    for (; k0 + 8 <= in; k0 += 8) { /* an 8 x 8 transpose in registers */
-        __m256 r[8], t[8], u[8];
+    for (; k0 + 8 <= in; k0 += 8) {
+        __m256 r[8];
 #pragma GCC unroll 8
         for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_loadu_ps(x + (size_t)i * in + k0) : _mm256_setzero_ps();
-#pragma GCC unroll 4
-        for (int i = 0; i < 8; i += 2) {
-            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-        }
-#pragma GCC unroll 2
-        for (int i = 0; i < 8; i += 4) {
-            u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-            u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
-            u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-            u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
-        }
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) {
-            _mm256_store_ps(xp + (size_t)(k0 + i) * TILE_T, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
-            _mm256_store_ps(xp + (size_t)(k0 + i + 4) * TILE_T, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
-        }
+        store_transposed8(xp + (size_t)k0 * TILE_T, TILE_T, r);
     }
     for (; k0 < in; k0++)
         for (int i = 0; i < TILE_T; i++) xp[(size_t)k0 * TILE_T + i] = i < rows ? x[(size_t)i * in + k0] : 0.0f;
