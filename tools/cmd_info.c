@@ -108,6 +108,7 @@ int cmd_info(int argc, char **argv) {
     const char *path = NULL;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) { usage(stdout); return EXIT_OK; }
+        if (!strcmp(argv[a], "-q")) continue; /* the common flag; info prints what was asked for */
         if (argv[a][0] == '-' && argv[a][1]) return cli_usage_error("info", "unknown option '%s'", argv[a]);
         if (path) return cli_usage_error("info", "one file at a time (got '%s' and '%s')", path, argv[a]);
         path = argv[a];
