@@ -103,6 +103,107 @@ static void fill_random(char *s, size_t n, int kind) {
     }
 }
 
+/* A small byte-level vocabulary file (the 256 byte characters, a few merges, a control and a
+ * user-defined token), then mutated: every variant that still opens as GGUF must either build a
+ * tokenizer that tokenizes, or be refused with a message. */
+static void fuzz_metadata(void) {
+    char *texts[262];
+    int32_t types[262];
+    int n = 0;
+    for (int b = 0; b < 256; b++) {
+        texts[n] = calloc(1, 8);
+        uint32_t cp = b < 33 ? 0x100 + (uint32_t)b : (uint32_t)b; /* close enough for a fuzz seed */
+        if (cp < 0x80) texts[n][0] = (char)cp;
+        else texts[n][0] = (char)(0xC0 | cp >> 6), texts[n][1] = (char)(0x80 | (cp & 0x3F));
+        types[n++] = 1;
+    }
+    const char *extra[] = {"ab", "abc", "<|end|>", "<user>"};
+    for (int i = 0; i < 4; i++) texts[n] = strdup(extra[i]), types[n++] = i == 2 ? 3 : i == 3 ? 4 : 1;
+    const char *merges[] = {"a b", "ab c"};
+    sm_gguf_writer *w = sm_gguf_writer_new();
+    sm_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+    sm_gguf_set_str(w, "tokenizer.ggml.pre", "llama-bpe");
+    sm_gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)texts, NULL, (uint64_t)n);
+    sm_gguf_set_arr(w, "tokenizer.ggml.token_type", SM_GGUF_INT32, types, (uint64_t)n);
+    sm_gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, 2);
+    sm_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 258);
+    sm_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", 1);
+    char path[] = "/tmp/sm_fuzz_vocab_XXXXXX";
+    int fd = mkstemp(path);
+    sm_error err = {0};
+    int ok = fd >= 0 && !sm_gguf_write(w, path, &err);
+    sm_gguf_writer_free(w);
+    for (int i = 0; i < n; i++) free(texts[i]);
+    char *file = NULL;
+    long size = 0;
+    FILE *f = ok ? fopen(path, "rb") : NULL;
+    if (f && !fseek(f, 0, SEEK_END) && (size = ftell(f)) > 0 && !fseek(f, 0, SEEK_SET) && (file = malloc((size_t)size)))
+        ok = fread(file, 1, (size_t)size, f) == (size_t)size;
+    else
+        ok = 0;
+    if (f) fclose(f);
+    if (fd >= 0) close(fd), unlink(path);
+    CHECK(ok, "cannot write the fuzz vocabulary: %s", err.msg);
+    if (!ok) { free(file); return; }
+    char *mut = malloc((size_t)size);
+    int opened = 0, built = 0;
+    for (int k = 0; k < 3000; k++) {
+        memcpy(mut, file, (size_t)size);
+        int flips = 1 + rnd() % 4;
+        for (int j = 0; j < flips; j++) {
+            size_t at = rnd() % (size_t)size;
+            mut[at] = rnd() % 4 ? (char)(mut[at] ^ (1 << (rnd() % 8))) : (char)rnd();
+        }
+        sm_error e = {0};
+        sm_gguf *g = sm_gguf_open_memory(mut, (size_t)size, "mutated", &e);
+        if (!g) continue;
+        opened++;
+        sm_tokenizer *t = sm_tokenizer_from_gguf(g, &e);
+        sm_gguf_close(g);
+        if (!t) {
+            CHECK(e.code < 0 && e.msg[0], "a refused vocabulary must say why");
+            continue;
+        }
+        built++;
+        static const char alphabet[] = "abc <|end|><user>\n\xc3\xa9";
+        char text[64];
+        for (size_t i = 0; i < sizeof text; i++) text[i] = alphabet[rnd() % (sizeof alphabet - 1)];
+        int *ids, n_ids;
+        if (!sm_tokenize(t, text, sizeof text, 1, 1, &ids, &n_ids, &e)) {
+            for (int i = 0; i < n_ids; i++) {
+                char piece[32];
+                CHECK(sm_token_to_piece(t, ids[i], piece, sizeof piece, 1) >= 0, "piece of id %d", ids[i]);
+            }
+            free(ids);
+        }
+        sm_tokenizer_free(t);
+    }
+    printf("metadata fuzz: 3000 mutations, %d opened as GGUF, %d built a tokenizer\n", opened, built);
+    free(mut);
+    free(file);
+}
+
+/* The same inputs tokenized on many threads at once give the same ids as one by one. */
+static void check_threads(const vocab *v) {
+    enum { N = 48 };
+    static char texts[N][512];
+    static int *serial[N], n_serial[N], *parallel[N], n_parallel[N];
+    for (int i = 0; i < N; i++) fill_random(texts[i], sizeof texts[i], i % 3);
+    sm_error err = {0};
+    for (int i = 0; i < N; i++) sm_tokenize(v->t, texts[i], sizeof texts[i], 0, 1, &serial[i], &n_serial[i], &err);
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < N; i++) {
+        sm_error e = {0};
+        sm_tokenize(v->t, texts[i], sizeof texts[i], 0, 1, &parallel[i], &n_parallel[i], &e);
+    }
+    for (int i = 0; i < N; i++) {
+        CHECK(n_serial[i] == n_parallel[i] && !memcmp(serial[i], parallel[i], (size_t)n_serial[i] * sizeof(int)),
+              "%s: text %d tokenizes differently on threads", v->name, i);
+        free(serial[i]);
+        free(parallel[i]);
+    }
+}
+
 int main(int argc, char **argv) {
     const char *shared = argc > 1 ? argv[1] : "../shared";
     static const char *const names[] = {"gpt-2", "starcoder", "deepseek-coder", "llama-spm"};
@@ -164,6 +265,8 @@ int main(int argc, char **argv) {
         n_tok = run(&v[i], buf, BIG / 4, 1, 0, &secs);
         printf("%-15s 256 KiB random bytes: %8d tokens in %6.3f s\n", v[i].name, n_tok, secs);
     }
+    for (int i = 0; i < 4; i++) check_threads(&v[i]);
+    fuzz_metadata();
     /* Every pre-tokenizer, including those no fixture uses, over random text and long runs: the
      * pieces must tile the input. */
     static const char *const pres[] = {"default", "gpt-2", "starcoder", "llama3", "qwen2", "deepseek-coder",
