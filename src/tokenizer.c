@@ -279,7 +279,8 @@ sm_tokenizer *sm_tokenizer_from_gguf(const sm_gguf *g, sm_error *err) {
 
     const char *model = sm_gguf_get_str(g, "tokenizer.ggml.model");
     if (!model) {
-        fail(&m, SM_EFORMAT, "missing tokenizer.ggml.model (a string: \"gpt2\" or \"llama\")");
+        fail(&m, SM_EFORMAT, "%s tokenizer.ggml.model (a string: \"gpt2\" or \"llama\")",
+             sm_gguf_find_key(g, "tokenizer.ggml.model") < 0 ? "missing" : "expected a string for");
         goto bad;
     }
     if (!strcmp(model, "gpt2")) t->kind = TOK_BPE;
@@ -318,6 +319,8 @@ sm_tokenizer *sm_tokenizer_from_gguf(const sm_gguf *g, sm_error *err) {
             goto bad;
         }
         const char *pre = sm_gguf_get_str(g, "tokenizer.ggml.pre");
+        if (!pre && sm_gguf_find_key(g, "tokenizer.ggml.pre") >= 0)
+            snprintf(t->warning, sizeof t->warning, "%s: tokenizer.ggml.pre is not a string; using 'default'", m.path);
         if (pre && !sm_pretok_known(pre)) {
             snprintf(t->warning, sizeof t->warning,
                      "%s: unknown pre-tokenizer '%.60s' (tokenizer.ggml.pre); using 'default'", m.path, pre);

@@ -443,7 +443,7 @@ static void test_llama2c_equivalence(const char *shared) {
 
 enum { M_OK, M_NO_TOKENS, M_TOKENS_INTS, M_MERGE_UNKNOWN, M_MERGE_RESULT, M_MERGE_NOSPACE, M_TYPES_LEN,
        M_SCORES_TYPE, M_SCORES_SCALAR, M_NO_MERGES, M_NO_MODEL, M_BAD_MODEL, M_UNKNOWN_PRE, M_BAD_BOS,
-       M_BOS_TYPE, M_EMPTY_TOKEN };
+       M_BOS_TYPE, M_EMPTY_TOKEN, M_ONE_MERGE, M_LLAMA3, M_MODEL_INT };
 
 /* A tiny byte-level vocabulary (all 256 byte characters, "ab", "abc") with one defect. */
 static sm_tokenizer *tiny_vocab(int defect, sm_error *err) {
@@ -462,15 +462,17 @@ static sm_tokenizer *tiny_vocab(int defect, sm_error *err) {
     float scores[260];
     for (int i = 0; i < n; i++) types[i] = SM_TOKEN_NORMAL, scores[i] = (float)-i;
     sm_gguf_writer *w = sm_gguf_writer_new();
-    if (defect != M_NO_MODEL) sm_gguf_set_str(w, "tokenizer.ggml.model", defect == M_BAD_MODEL ? "bert" : "gpt2");
-    sm_gguf_set_str(w, "tokenizer.ggml.pre", defect == M_UNKNOWN_PRE ? "no-such-pre" : "gpt-2");
+    if (defect == M_MODEL_INT) sm_gguf_set_u32(w, "tokenizer.ggml.model", 2);
+    else if (defect != M_NO_MODEL) sm_gguf_set_str(w, "tokenizer.ggml.model", defect == M_BAD_MODEL ? "bert" : "gpt2");
+    sm_gguf_set_str(w, "tokenizer.ggml.pre", defect == M_UNKNOWN_PRE ? "no-such-pre" : defect == M_LLAMA3 ? "llama-bpe" : "gpt-2");
     if (defect == M_TOKENS_INTS) sm_gguf_set_arr(w, "tokenizer.ggml.tokens", SM_GGUF_INT32, types, (uint64_t)n);
     else if (defect != M_NO_TOKENS) sm_gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)texts, NULL, (uint64_t)n);
     sm_gguf_set_arr(w, "tokenizer.ggml.token_type", SM_GGUF_INT32, types, (uint64_t)(defect == M_TYPES_LEN ? n - 1 : n));
     if (defect == M_SCORES_TYPE) sm_gguf_set_arr(w, "tokenizer.ggml.scores", SM_GGUF_INT32, types, (uint64_t)n);
     else if (defect == M_SCORES_SCALAR) sm_gguf_set_f32(w, "tokenizer.ggml.scores", 1.0f);
     else sm_gguf_set_arr(w, "tokenizer.ggml.scores", SM_GGUF_FLOAT32, scores, (uint64_t)n);
-    if (defect != M_NO_MERGES) sm_gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, 2);
+    if (defect != M_NO_MERGES)
+        sm_gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, defect == M_ONE_MERGE || defect == M_LLAMA3 ? 1 : 2);
     if (defect == M_BAD_BOS) sm_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 100000);
     if (defect == M_BOS_TYPE) sm_gguf_set_str(w, "tokenizer.ggml.bos_token_id", "1");
     char path[] = "/tmp/sm_test_tiny_XXXXXX";
@@ -519,8 +521,23 @@ static void test_malformed(void) {
     expect_refused(M_SCORES_SCALAR, SM_EFORMAT, "tokenizer.ggml.scores");
     expect_refused(M_NO_MERGES, SM_EFORMAT, "missing tokenizer.ggml.merges");
     expect_refused(M_NO_MODEL, SM_EFORMAT, "missing tokenizer.ggml.model");
+    expect_refused(M_MODEL_INT, SM_EFORMAT, "expected a string for tokenizer.ggml.model");
     expect_refused(M_BAD_MODEL, SM_EUNSUPPORTED, "'bert'");
     expect_refused(M_BOS_TYPE, SM_EFORMAT, "bos_token_id");
+
+    /* "abc" is a token that the merges do not build: gpt-2 merges to ab, c; llama3 takes a word
+     * that is a token whole (llama.cpp's ignore_merges). */
+    int *ids, n;
+    t = tiny_vocab(M_ONE_MERGE, &err);
+    n = t ? tokenize(t, "abc", 0, 0, &ids) : -1;
+    CHECK(n == 2 && ids[0] == 256, "gpt-2 pre-tokenizer: 'abc' by merges is ab, c (n=%d)", n);
+    if (n >= 0) free(ids);
+    sm_tokenizer_free(t);
+    t = tiny_vocab(M_LLAMA3, &err);
+    n = t ? tokenize(t, "abc", 0, 0, &ids) : -1;
+    CHECK(n == 1 && ids[0] == 257 && sm_tokenizer_add_bos(t) == 1, "llama3 pre-tokenizer: 'abc' whole, add_bos on by default (n=%d)", n);
+    if (n >= 0) free(ids);
+    sm_tokenizer_free(t);
 
     t = tiny_vocab(M_UNKNOWN_PRE, &err);
     CHECK(t && sm_tokenizer_warning(t) && strstr(sm_tokenizer_warning(t), "no-such-pre") &&
