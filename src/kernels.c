@@ -7,6 +7,7 @@
 #include "kernels_isa.h"
 #include "tensor.h"
 
+#include <assert.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -61,6 +62,7 @@ static size_t round_up64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 void matmul_forward(float *y, const float *x, const void *w, int type, int n, int in, int out) {
     if (n <= 0 || out <= 0) return;
+    assert(in > 0 && in % sm_type_block_elems(type) == 0);
     const sm_kernel_ops *ops = kernel_ops();
     const size_t xq_size = ops->xq_bytes(type, n, in);
     const size_t scratch_row = round_up64(ops->scratch_floats(type, n, in) * sizeof(float));
@@ -139,7 +141,9 @@ void rope_forward(float *x, const int *pos, int n, int n_head, int head_dim, flo
     }
 }
 
-void softmax_forward(float *x, int n) { kernel_ops()->softmax(x, n); }
+void softmax_forward(float *x, int n) {
+    if (n > 0) kernel_ops()->softmax(x, n);
+}
 
 #define SWIGLU_CHUNK 4096
 

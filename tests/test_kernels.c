@@ -143,7 +143,8 @@ static void check_prepare_x(const sm_kernel_ops *ops) {
 
 static const int types[] = {SM_TYPE_F32, SM_TYPE_F16, SM_TYPE_BF16, SM_TYPE_Q8_0, SM_TYPE_Q4_0};
 static const int ns[] = {1, 3, 17, 64, 130};
-static const int ins[] = {32, 64, 96, 576, 1536};
+static const int ins[] = {32, 64, 96, 576, 1536, 1, 13, 37}; /* the last three: float types only */
+#define N_INS_QUANT 5
 static const int outs[] = {1, 7, 33, 576, 1000};
 #define N_ISA 3
 static const char *isas[N_ISA] = {"avx512", "avx2", "scalar"};
@@ -152,7 +153,7 @@ static int isa_ok[N_ISA];
 static void check_matmul(int type) {
     diff d[N_ISA][2] = {{{0}}};
     for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
-        for (size_t b = 0; b < sizeof ins / sizeof *ins; b++)
+        for (size_t b = 0; b < (type == SM_TYPE_Q8_0 || type == SM_TYPE_Q4_0 ? N_INS_QUANT : sizeof ins / sizeof *ins); b++)
             for (size_t c = 0; c < sizeof outs / sizeof *outs; c++) {
                 const int n = ns[a], in = ins[b], out = outs[c];
                 if ((double)n * in * out > 1.2e6) continue; /* keep the reference quick */
