@@ -41,7 +41,9 @@ void swiglu_forward_ref(float *h, const float *gate, const float *up, int n);
  * out (n, n_head*head_dim); q (n, n_head*head_dim);
  * k_cache, v_cache (n_ctx, n_head_kv*head_dim) holding positions 0..pos0+n-1 already;
  * query head h uses kv head h / (n_head / n_head_kv); scale 1/sqrt(head_dim).
- * att: scratch of n_threads * n_ctx floats (one row per thread). */
+ * att: scratch of n_threads * n_ctx floats (one row per thread), n_threads = omp_get_max_threads().
+ * With n > 1 and grouped heads the optimised kernel takes the query heads of a kv head together
+ * and allocates its own n_threads * (n_head / n_head_kv) score rows (falling back to att). */
 void attention_forward(float *out, const float *q, const float *k_cache, const float *v_cache,
                        float *att, int n, int pos0, int n_head, int n_head_kv, int head_dim);
 void attention_forward_ref(float *out, const float *q, const float *k_cache, const float *v_cache,
