@@ -336,9 +336,12 @@ static int read_alignment(reader *r, sm_gguf *g) {
     int64_t i = sm_gguf_find_key(g, "general.alignment");
     if (i < 0) return 0;
     const gguf_kv *kv = &g->kvs[i];
-    if (kv->type != SM_GGUF_UINT32 || kv->num.u == 0 || (kv->num.u & (kv->num.u - 1)))
-        return sm_err(r->err, SM_EFORMAT, "%s: at byte %zu: expected general.alignment to be a u32 power of two, got %s",
-                      r->name, kv->offset, kv->type == SM_GGUF_UINT32 ? "another value" : "another type");
+    if (kv->type != SM_GGUF_UINT32)
+        return sm_err(r->err, SM_EFORMAT, "%s: at byte %zu: expected general.alignment to be a u32, got value type %d",
+                      r->name, kv->offset, (int)kv->type);
+    if (kv->num.u == 0 || (kv->num.u & (kv->num.u - 1)))
+        return sm_err(r->err, SM_EFORMAT, "%s: at byte %zu: expected general.alignment to be a power of two, got %llu",
+                      r->name, kv->offset, (unsigned long long)kv->num.u);
     g->alignment = (uint32_t)kv->num.u;
     return 0;
 }
@@ -420,12 +423,15 @@ static int parse(reader *r, sm_gguf *g) {
     if (magic != GGUF_MAGIC)
         return sm_err(r->err, SM_EFORMAT, "%s: at byte 0: expected the GGUF magic \"GGUF\", got 0x%08x", r->name, magic);
     if (read_u32(r, &g->version, "the GGUF version")) return SM_EFORMAT;
+    if (g->version == 0x02000000u || g->version == 0x03000000u)
+        return sm_err(r->err, SM_EFORMAT, "%s: at byte 4: expected a little-endian GGUF file, got a big-endian one", r->name);
     if (g->version != 2 && g->version != 3)
         return sm_err(r->err, SM_EFORMAT, "%s: at byte 4: expected GGUF version 3 (or 2), got %u", r->name, g->version);
     if (read_u64(r, &n_tensors, "the tensor count") || read_u64(r, &n_kv, "the metadata count")) return SM_EFORMAT;
     if (check_count(r, 16, n_kv, MIN_KV_BYTES, "metadata entries") ||
         check_count(r, 8, n_tensors, MIN_TENSOR_INFO_BYTES, "tensor infos"))
         return SM_EFORMAT;
+    if (n_kv > (SIZE_MAX - 1) / sizeof *g->kvs || n_tensors > (SIZE_MAX - 1) / sizeof *g->tensors) return oom(r);
     g->n_kv = (int64_t)n_kv;
     g->kvs = arena_alloc(&g->arena, (size_t)n_kv * sizeof *g->kvs + 1);
     if (!g->kvs || index_init(&g->key_index, &g->arena, g->n_kv)) return oom(r);

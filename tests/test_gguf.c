@@ -173,6 +173,7 @@ static void test_hand_made(void) {
         {0, 0x46554746u, 4, "bad magic", "magic"},
         {4, 1, 4, "version 1", "version"},
         {4, 4, 4, "version 4", "version"},
+        {4, 0x03000000u, 4, "big-endian file", "big-endian"},
         {L.n_kv, 1ull << 62, 8, "huge n_kv", "metadata entries"},
         {L.n_kv, 4, 8, "one kv too many", "expected"},
         {L.n_tensors, UINT64_MAX, 8, "huge n_tensors", "tensor infos"},
