@@ -4,13 +4,16 @@
  * The forward pass processes a chunk of up to n_batch tokens at once: every projection is one
  * matrix product over the chunk's rows, keys and values are written straight into the cache
  * rows of their positions, and attention reads the cache. All arithmetic is in kernels.h; this
- * file only sequences it. Each projection goes through project(), the one place where a LoRA
- * adapter's low-rank delta will be added.
+ * file only sequences it. Each projection goes through project(), the one place where the
+ * attached LoRA adapters add their low-rank deltas s * B (A x).
  */
 #include "model.h"
 
 #include "kernels.h"
+#include "lora.h"
+#include "tensor.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,6 +37,15 @@ struct sm_context {
     float *ffn_h;       /* (n_batch, n_ff) silu(gate) * up */
     float *att;         /* (att_threads, n_ctx) attention scores scratch */
     int *pos;           /* (n_batch) positions of the chunk's tokens */
+    /* LoRA adapters (sm_context_set_adapters): borrowed pointers and scales, and the scratch of
+     * the low-rank product, all in one allocation of their own */
+    int n_adapters;
+    int adapter_start;              /* positions before it run without adapters */
+    const sm_lora **adapters;
+    float *adapter_scales;          /* user scale * the adapter's alpha / rank */
+    float *lora_ax;                 /* (n_batch, max rank) A x */
+    float *lora_bax;                /* (n_batch, max out) B (A x) */
+    void *adapter_slab;
 };
 
 static int mul_size(size_t a, size_t b, size_t *out) {
@@ -97,6 +109,7 @@ sm_context *sm_context_new(const sm_model *m, int n_ctx, int n_batch, sm_error *
 
 void sm_context_free(sm_context *c) {
     if (!c) return;
+    free(c->adapter_slab);
     free(c->slab);
     free(c);
 }
@@ -111,17 +124,79 @@ int sm_context_truncate(sm_context *c, int pos, sm_error *err) {
     return SM_OK;
 }
 
-/* y (n, w->out) = x (n, w->in) · W^T + bias, for projection p of layer l. */
+int sm_context_set_adapters(sm_context *c, const sm_lora *const *adapters, const float *scales, int n, sm_error *err) {
+    const sm_model *m = c->model;
+    if (n < 0 || (n > 0 && (!adapters || !scales))) return sm_err(err, SM_EINVAL, "sm_context_set_adapters: bad arguments");
+    size_t max_rank = 0, max_out = 0;
+    for (int i = 0; i < n; i++) {
+        const sm_lora *l = adapters[i];
+        if (!l) return sm_err(err, SM_EINVAL, "adapter %d is NULL", i);
+        if (!isfinite(scales[i])) return sm_err(err, SM_EINVAL, "adapter %d has a non-finite scale", i);
+        if (l->n_layer > m->config.n_layer)
+            return sm_err(err, SM_EINVAL, "adapter %d has %d layers, the model %d", i, l->n_layer, m->config.n_layer);
+        for (int p = 0; p < SM_PROJ_COUNT; p++) {
+            if (!(l->targets & (1u << p))) continue;
+            const sm_lora_pair *pair = sm_lora_at(l, 0, (sm_proj)p);
+            const sm_weight *w = &m->layers[0].proj[p];
+            if (pair->in != w->in || pair->out != w->out)
+                return sm_err(err, SM_EINVAL, "adapter %d: %s is %d x %d (out x in) but the model's is %d x %d", i,
+                              sm_proj_name((sm_proj)p), pair->out, pair->in, w->out, w->in);
+            if ((size_t)pair->out > max_out) max_out = (size_t)pair->out;
+        }
+        if ((size_t)l->rank > max_rank) max_rank = (size_t)l->rank;
+    }
+    void *slab = NULL;
+    if (n > 0) {
+        /* pointers, scales, A x and B (A x), each 64-byte aligned; sizes are small products of ints */
+        size_t nb = (size_t)c->n_batch, o1 = ((size_t)n * sizeof(void *) + 63) / 64 * 64;
+        size_t o2 = o1 + ((size_t)n * sizeof(float) + 63) / 64 * 64;
+        size_t o3 = o2 + (nb * max_rank * sizeof(float) + 63) / 64 * 64;
+        size_t total = o3 + (nb * max_out * sizeof(float) + 63) / 64 * 64;
+        slab = aligned_alloc(64, total);
+        if (!slab) return sm_err(err, SM_ENOMEM, "out of memory attaching %d adapters", n);
+        c->adapters = slab;
+        c->adapter_scales = (float *)((char *)slab + o1);
+        c->lora_ax = (float *)((char *)slab + o2);
+        c->lora_bax = (float *)((char *)slab + o3);
+        for (int i = 0; i < n; i++) {
+            c->adapters[i] = adapters[i];
+            c->adapter_scales[i] = scales[i] * sm_lora_scale(adapters[i]);
+        }
+    }
+    free(c->adapter_slab);
+    c->adapter_slab = slab;
+    c->n_adapters = n;
+    return SM_OK;
+}
+
+void sm_context_set_adapter_start(sm_context *c, int pos) { c->adapter_start = pos > 0 ? pos : 0; }
+
+/* y (n, w->out) = x (n, w->in) · W^T (+ the adapters' s * B (A x)) + bias, for projection p of
+ * layer l, rows at positions c->pos[0..n) (consecutive). */
 static void project(sm_context *c, int l, sm_proj p, float *y, const float *x, int n) {
     const sm_layer *L = &c->model->layers[l];
     const sm_weight *w = &L->proj[p];
     matmul_forward(y, x, w->data, w->type, n, w->in, w->out);
+    /* LoRA, unmerged and before the bias, as llama.cpp's build_lora_mm; only rows at positions
+     * >= adapter_start (activated adapters leave the prefix to the base) */
+    int t0 = c->adapter_start - c->pos[0];
+    if (t0 < 0) t0 = 0;
+    for (int i = 0; i < c->n_adapters && t0 < n; i++) {
+        const sm_lora *lora = c->adapters[i];
+        if (l >= lora->n_layer) continue;
+        const sm_lora_pair *pair = sm_lora_at(lora, l, p);
+        if (!pair->a) continue;
+        int rows = n - t0;
+        matmul_forward(c->lora_ax, x + (size_t)t0 * w->in, pair->a, SM_TYPE_F32, rows, w->in, lora->rank);
+        matmul_forward(c->lora_bax, c->lora_ax, pair->b, SM_TYPE_F32, rows, lora->rank, w->out);
+        float s = c->adapter_scales[i];
+        float *yt = y + (size_t)t0 * w->out;
+        for (size_t k = 0; k < (size_t)rows * w->out; k++) yt[k] += s * c->lora_bax[k];
+    }
     const float *bias = L->bias[p];
     if (bias)
         for (int t = 0; t < n; t++)
             for (int i = 0; i < w->out; i++) y[(size_t)t * w->out + i] += bias[i];
-    /* LoRA hook (issue 3): an adapter attached to the context adds s * B (A x) here for the
-     * adapter's matrices of (l, p); the base weights stay untouched so adapters swap by pointer. */
 }
 
 static void add_in_place(float *x, const float *y, size_t n) {

@@ -3,7 +3,10 @@
  * the unmerged product is applied by the inference context (kvcache.c). */
 #include "lora.h"
 
+#include "sha256.h"
+
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,30 +24,26 @@ static void proj_dims(const sm_model_config *cfg, sm_proj p, int *in, int *out) 
     }
 }
 
-sm_lora *sm_lora_new(const sm_model_config *cfg, int rank, float alpha, int rslora, unsigned targets, sm_error *err) {
-    if (!cfg || cfg->n_layer < 1 || cfg->n_embd < 1 || cfg->n_head < 1 || cfg->n_head_kv < 1 || cfg->head_dim < 1 ||
-        cfg->n_ff < 1) {
-        sm_err(err, SM_EINVAL, "sm_lora_new: the model config has a non-positive size");
-        return NULL;
-    }
+sm_lora *sm_lora_alloc(int n_layer, int rank, unsigned targets, const int dims[SM_PROJ_COUNT][2], sm_error *err) {
+    if (n_layer < 1 || n_layer > 65536) { sm_err(err, SM_EINVAL, "a LoRA adapter of %d layers", n_layer); return NULL; }
     if (rank < 1 || rank > 65536) { sm_err(err, SM_EINVAL, "LoRA rank %d is outside 1..65536", rank); return NULL; }
     if (!targets || targets >> SM_PROJ_COUNT) {
         sm_err(err, SM_EINVAL, "LoRA target mask 0x%x names no projection or an unknown one", targets);
         return NULL;
     }
-    if (!isfinite(alpha)) { sm_err(err, SM_EINVAL, "LoRA alpha is not a finite number"); return NULL; }
-
-    size_t n_pairs = (size_t)cfg->n_layer * SM_PROJ_COUNT, n_params = 0;
+    size_t n_pairs = (size_t)n_layer * SM_PROJ_COUNT, n_params = 0;
     for (int p = 0; p < SM_PROJ_COUNT; p++) {
         if (!(targets & (1u << p))) continue;
-        int in, out;
-        proj_dims(cfg, (sm_proj)p, &in, &out);
-        size_t per_layer = (size_t)rank * ((size_t)in + (size_t)out); /* no overflow: each < 2^31 */
-        if (per_layer > (SIZE_MAX / sizeof(float) - n_params) / (size_t)cfg->n_layer) {
+        if (dims[p][0] < 1 || dims[p][1] < 1) {
+            sm_err(err, SM_EINVAL, "LoRA target %s has a non-positive size %d x %d", sm_proj_name((sm_proj)p), dims[p][1], dims[p][0]);
+            return NULL;
+        }
+        size_t per_layer = (size_t)rank * ((size_t)dims[p][0] + (size_t)dims[p][1]); /* each < 2^31: no overflow */
+        if (per_layer > (SIZE_MAX / sizeof(float) / 2 - n_params) / (size_t)n_layer) {
             sm_err(err, SM_ENOMEM, "a LoRA adapter of rank %d is too large for this model", rank);
             return NULL;
         }
-        n_params += per_layer * (size_t)cfg->n_layer;
+        n_params += per_layer * (size_t)n_layer;
     }
     sm_lora *l = calloc(1, sizeof *l + n_pairs * sizeof *l->pairs);
     size_t bytes = (n_params * sizeof(float) + 63) / 64 * 64;
@@ -58,21 +57,39 @@ sm_lora *sm_lora_new(const sm_model_config *cfg, int rank, float alpha, int rslo
     l->pairs = (sm_lora_pair *)(l + 1);
     l->params = params;
     l->n_params = n_params;
-    l->n_layer = cfg->n_layer;
+    l->n_layer = n_layer;
     l->rank = rank;
-    l->alpha = alpha;
-    l->rslora = rslora ? 1 : 0;
+    l->alpha = (float)rank;
     l->targets = targets;
 
     float *next = params;
-    for (int layer = 0; layer < cfg->n_layer; layer++)
+    for (int layer = 0; layer < n_layer; layer++)
         for (int p = 0; p < SM_PROJ_COUNT; p++) {
             sm_lora_pair *pair = sm_lora_at(l, layer, (sm_proj)p);
-            proj_dims(cfg, (sm_proj)p, &pair->in, &pair->out);
+            pair->in = dims[p][0], pair->out = dims[p][1];
             if (!(targets & (1u << p))) continue;
             pair->a = next, next += (size_t)rank * pair->in;
             pair->b = next, next += (size_t)pair->out * rank;
         }
+    return l;
+}
+
+sm_lora *sm_lora_new(const sm_model_config *cfg, int rank, float alpha, int rslora, unsigned targets, sm_error *err) {
+    if (!cfg || cfg->n_layer < 1 || cfg->n_embd < 1 || cfg->n_head < 1 || cfg->n_head_kv < 1 || cfg->head_dim < 1 ||
+        cfg->n_ff < 1) {
+        sm_err(err, SM_EINVAL, "sm_lora_new: the model config has a non-positive size");
+        return NULL;
+    }
+    if (!isfinite(alpha)) { sm_err(err, SM_EINVAL, "LoRA alpha is not a finite number"); return NULL; }
+    int dims[SM_PROJ_COUNT][2];
+    for (int p = 0; p < SM_PROJ_COUNT; p++) proj_dims(cfg, (sm_proj)p, &dims[p][0], &dims[p][1]);
+    sm_lora *l = sm_lora_alloc(cfg->n_layer, rank, targets, (const int (*)[2])dims, err);
+    if (!l) return NULL;
+    l->alpha = alpha;
+    l->rslora = rslora ? 1 : 0;
+    snprintf(l->arch, sizeof l->arch, "%s", cfg->arch);
+    l->n_head = cfg->n_head;
+    l->n_head_kv = cfg->n_head_kv;
     return l;
 }
 
@@ -109,4 +126,100 @@ void sm_lora_init(sm_lora *l, uint64_t seed) {
 
 float sm_lora_scale(const sm_lora *l) {
     return l->rslora ? l->alpha / sqrtf((float)l->rank) : l->alpha / (float)l->rank;
+}
+
+/* ---- base fingerprint ------------------------------------------------------------------- */
+
+enum { FP_CHUNK = 1 << 22 }; /* bytes of tensor data hashed by one leaf */
+
+static int cmp_tensor_name(const void *a, const void *b) {
+    return strcmp((*(const sm_gguf_tensor *const *)a)->name, (*(const sm_gguf_tensor *const *)b)->name);
+}
+
+static void put_u64(sm_sha256_ctx *h, uint64_t v) {
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    sm_sha256_update(h, b, 8);
+}
+
+int sm_model_fingerprint(const sm_model *m, char out[65]) {
+    const sm_gguf *g = m->gguf;
+    int64_t n = sm_gguf_n_tensors(g);
+    const sm_gguf_tensor **order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    size_t *first_leaf = malloc((size_t)(n + 1) * sizeof *first_leaf);
+    if (!order || !first_leaf) { free(order); free(first_leaf); return SM_ENOMEM; }
+    for (int64_t i = 0; i < n; i++) order[i] = sm_gguf_tensor_at(g, i);
+    qsort(order, (size_t)n, sizeof *order, cmp_tensor_name);
+    first_leaf[0] = 0;
+    for (int64_t i = 0; i < n; i++) first_leaf[i + 1] = first_leaf[i] + (order[i]->nbytes + FP_CHUNK - 1) / FP_CHUNK;
+    size_t n_leaves = first_leaf[n];
+    uint8_t (*leaf)[32] = malloc((n_leaves ? n_leaves : 1) * sizeof *leaf);
+    if (!leaf) { free(order); free(first_leaf); return SM_ENOMEM; }
+
+    /* leaves: SHA-256 of each 4 MiB piece of each tensor's bytes, in parallel */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (long long k = 0; k < (long long)n_leaves; k++) {
+        int64_t lo = 0, hi = n; /* the tensor holding leaf k: first_leaf[t] <= k < first_leaf[t+1] */
+        while (hi - lo > 1) {
+            int64_t mid = (lo + hi) / 2;
+            if (first_leaf[mid] <= (size_t)k) lo = mid; else hi = mid;
+        }
+        while (first_leaf[lo + 1] <= (size_t)k) lo++; /* skip empty tensors */
+        const sm_gguf_tensor *t = order[lo];
+        size_t off = ((size_t)k - first_leaf[lo]) * FP_CHUNK;
+        size_t len = t->nbytes - off < FP_CHUNK ? t->nbytes - off : FP_CHUNK;
+        sm_sha256(leaf[k], (const uint8_t *)t->data + off, len);
+    }
+
+    /* root: a version tag, then per tensor (by name) its name, type, shape, size and leaf digests */
+    sm_sha256_ctx h;
+    sm_sha256_init(&h);
+    sm_sha256_update(&h, "snipmeta-base-fingerprint-v1", 28);
+    put_u64(&h, (uint64_t)n);
+    for (int64_t i = 0; i < n; i++) {
+        const sm_gguf_tensor *t = order[i];
+        size_t name_len = strlen(t->name);
+        put_u64(&h, name_len);
+        sm_sha256_update(&h, t->name, name_len);
+        put_u64(&h, (uint64_t)t->type);
+        put_u64(&h, (uint64_t)t->n_dims);
+        for (int d = 0; d < t->n_dims; d++) put_u64(&h, (uint64_t)t->ne[d]);
+        put_u64(&h, t->nbytes);
+        for (size_t k = first_leaf[i]; k < first_leaf[i + 1]; k++) sm_sha256_update(&h, leaf[k], 32);
+    }
+    uint8_t digest[32];
+    sm_sha256_final(&h, digest);
+    sm_sha256_hex(out, digest);
+    free(leaf);
+    free(first_leaf);
+    free(order);
+    return SM_OK;
+}
+
+int sm_lora_check_base(const sm_lora *l, const char *lora_path, const sm_model *m, const char *fingerprint, sm_error *err) {
+    const char *base_path = sm_gguf_path(m->gguf);
+    const sm_model_config *cfg = &m->config;
+    if (l->arch[0] && strcmp(l->arch, cfg->arch))
+        return sm_err(err, SM_EINVAL, "adapter %s is for architecture '%s' but base %s is '%s'", lora_path, l->arch, base_path, cfg->arch);
+    if (l->n_layer > cfg->n_layer)
+        return sm_err(err, SM_EINVAL, "adapter %s has %d layers but base %s only %d", lora_path, l->n_layer, base_path, cfg->n_layer);
+    for (int p = 0; p < SM_PROJ_COUNT; p++) {
+        if (!(l->targets & (1u << p))) continue;
+        const sm_lora_pair *pair = sm_lora_at(l, 0, (sm_proj)p);
+        const sm_weight *w = &m->layers[0].proj[p];
+        if (pair->in != w->in || pair->out != w->out)
+            return sm_err(err, SM_EINVAL, "adapter %s: blk.N.%s.weight is %d x %d (out x in) in the adapter but %d x %d in base %s",
+                          lora_path, sm_proj_name((sm_proj)p), pair->out, pair->in, w->out, w->in, base_path);
+    }
+    if (!l->base_fingerprint[0]) return SM_OK; /* e.g. an adapter written by llama.cpp: shapes are all we can check */
+    char computed[65];
+    if (!fingerprint) {
+        if (sm_model_fingerprint(m, computed)) return sm_err(err, SM_ENOMEM, "out of memory fingerprinting %s", base_path);
+        fingerprint = computed;
+    }
+    if (strcmp(fingerprint, l->base_fingerprint))
+        return sm_err(err, SM_EINVAL, "adapter %s was trained on a different base: its base fingerprint is %.16s..., "
+                                      "but base %s has %.16s... (the exact base weights must match)",
+                      lora_path, l->base_fingerprint, base_path, fingerprint);
+    return SM_OK;
 }

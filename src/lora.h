@@ -36,6 +36,10 @@ typedef struct sm_lora {
     char base_fingerprint[65];  /* hex digest of the base weights it was trained on */
     int prompt_format;          /* version of prompts/student.txt it was trained with */
     int activated;              /* 1: switched on only from the task's invocation sequence onward */
+    /* of the base (sm_lora_new copies them from the config; files carry them): general.architecture
+     * and the head counts that the q/k rope permutation between PEFT and GGUF needs (0: unknown) */
+    char arch[32];
+    int n_head, n_head_kv;
 } sm_lora;
 
 #define SM_LORA_TARGETS_ATTN ((1u << SM_PROJ_Q) | (1u << SM_PROJ_K) | (1u << SM_PROJ_V) | (1u << SM_PROJ_O))
@@ -60,7 +64,38 @@ void sm_lora_free(sm_lora *l); /* NULL-safe */
  * depend only on (seed, layer, projection, element index). */
 void sm_lora_init(sm_lora *l, uint64_t seed);
 
+/* An adapter of n_layer layers, rank and targets whose projection p has dims[p][0] columns (in)
+ * and dims[p][1] rows (out), zeroed, in the layout of sm_lora_new; for file readers, which learn
+ * the shapes from the file. Returns NULL with *err set (SM_EINVAL, SM_ENOMEM). */
+sm_lora *sm_lora_alloc(int n_layer, int rank, unsigned targets, const int dims[SM_PROJ_COUNT][2], sm_error *err);
+
 /* The scale s of y = W x + s * B (A x): alpha / rank, or alpha / sqrt(rank) with rsLoRA. */
 float sm_lora_scale(const sm_lora *l);
+
+/* Writes to out the 64 hex digits (and a NUL) of the fingerprint of the exact base weights: a
+ * SHA-256 tree over every tensor of the model's file, taken in name order, each contributing its
+ * name, ggml type, shape, byte count and the SHA-256 of each 4 MiB piece of its bytes (the pieces
+ * are hashed in parallel on the enclosing OpenMP threads). Metadata is not covered. Returns SM_OK
+ * or SM_ENOMEM. */
+int sm_model_fingerprint(const sm_model *m, char out[65]);
+
+/* Checks that adapter l (read from lora_path, named in errors) fits base m: the same
+ * architecture (when the adapter names one), no more layers, every targeted projection of the
+ * same shape, and, when the adapter carries a base fingerprint, the same fingerprint as m's
+ * (fingerprint: m's, already computed, or NULL to compute it here). Returns SM_OK, or SM_EINVAL
+ * with *err naming both files and what differs; SM_ENOMEM. */
+int sm_lora_check_base(const sm_lora *l, const char *lora_path, const sm_model *m, const char *fingerprint, sm_error *err);
+
+/* Writes l as a GGUF LoRA adapter that llama.cpp loads (lora_gguf.c's header comment lists the
+ * keys and tensors), atomically. l->arch must be set. Returns SM_OK or an SM_E* code with *err. */
+int sm_lora_save_gguf(const sm_lora *l, const char *path, sm_error *err);
+/* Reads a GGUF LoRA adapter (ours, or llama.cpp's: then alpha is adapter.lora.alpha, or rank
+ * when it is 0 or missing, as llama.cpp's scale of 1; no fingerprint). Tensors may be F32, F16,
+ * BF16 or Q8_0; they must all have one rank and every targeted projection its A and B in every
+ * layer. Returns a new adapter the caller frees with sm_lora_free, or NULL with *err naming the
+ * file and the tensor or key (SM_EIO, SM_EFORMAT for truncated or corrupt files, SM_EUNSUPPORTED,
+ * SM_ENOMEM). Does not check it against a base: see sm_lora_check_base. */
+sm_lora *sm_lora_load_gguf(const char *path, sm_error *err);
+sm_lora *sm_lora_load_gguf_memory(const void *buf, size_t size, const char *name, sm_error *err);
 
 #endif

@@ -115,6 +115,21 @@ int sm_context_pos(const sm_context *c);
  * prefix is computed once. Returns SM_EINVAL if pos is beyond the current position. */
 int sm_context_truncate(sm_context *c, int pos, sm_error *err);
 
+/* LoRA adapters (lora.h) applied unmerged by every forward pass from now on: each targeted
+ * projection computes y = W x + sum_i scales[i] * s_i * B_i (A_i x) (s_i the adapter's own
+ * alpha / rank), before any bias, as llama.cpp does with --lora A:SCALE. The adapters are
+ * borrowed, not copied: they must outlive their use, and swapping one is a pointer change (the
+ * KV cache is not cleared: truncate it where the positions were computed with other adapters).
+ * n = 0 detaches all. Checks each adapter's shapes against the model (not its fingerprint: see
+ * sm_lora_check_base). Returns SM_OK, or SM_EINVAL / SM_ENOMEM with *err set, the previous
+ * adapters then still attached. */
+struct sm_lora;
+int sm_context_set_adapters(sm_context *c, const struct sm_lora *const *adapters, const float *scales, int n, sm_error *err);
+/* Positions < pos run without the adapters (activated LoRA: the prefix before the task's
+ * invocation sequence has the base's KV cache, shared by every task); 0, the default, applies
+ * them everywhere. */
+void sm_context_set_adapter_start(sm_context *c, int pos);
+
 /* Runs n tokens at positions pos..pos+n-1 (pos = sm_context_pos), in chunks of n_batch, adding
  * them to the cache. Writes the logits (n_vocab floats) of the last token to `logits`, or, with
  * all_logits, the logits of every token ((n, n_vocab)) ; logits may be NULL to only fill the cache.
