@@ -97,6 +97,15 @@ static void print_value(const sm_gguf *g, int64_t i) {
     }
 }
 
+/* n bytes as "512 B", "1.50 KiB", "3.20 MiB" or "1.10 GiB". */
+static const char *human_bytes(char *buf, size_t cap, double n) {
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (n >= 1024 && u < 4) n /= 1024, u++;
+    snprintf(buf, cap, u ? "%.2f %s" : "%.0f %s", n, units[u]);
+    return buf;
+}
+
 static void usage(FILE *f) {
     fprintf(f, "usage: snipmeta info FILE.gguf\n\n"
                "Prints a GGUF file's version, alignment and size, all its metadata (arrays as element\n"
@@ -158,8 +167,9 @@ int cmd_info(int argc, char **argv) {
         if (t->data) printf("%12zu\n", t->nbytes), total_bytes += t->nbytes;
         else printf("%12s\n", "?"), n_unknown++;
     }
-    printf("\ntotal: %lld tensors, %llu elements, %llu bytes of tensor data (%.2f MiB)", (long long)n_tensors,
-           (unsigned long long)total_elems, (unsigned long long)total_bytes, (double)total_bytes / (1024.0 * 1024.0));
+    char human[32];
+    printf("\ntotal: %lld tensors, %llu elements, %llu bytes of tensor data (%s)", (long long)n_tensors,
+           (unsigned long long)total_elems, (unsigned long long)total_bytes, human_bytes(human, sizeof human, (double)total_bytes));
     if (n_unknown) printf(", %lld tensors of types this build does not read", (long long)n_unknown);
     printf("\n");
     sm_gguf_close(g);

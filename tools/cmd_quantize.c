@@ -75,6 +75,15 @@ static int convert(void *dst, int dst_type, const void *src, int src_type, int64
     return failed ? -1 : 0;
 }
 
+/* n bytes as "512 B", "1.50 KiB", "3.20 MiB" or "1.10 GiB". */
+static const char *human_bytes(char *buf, size_t cap, double n) {
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (n >= 1024 && u < 4) n /= 1024, u++;
+    snprintf(buf, cap, u ? "%.2f %s" : "%.0f %s", n, units[u]);
+    return buf;
+}
+
 static void usage(FILE *f) {
     fprintf(f, "usage: snipmeta quantize IN.gguf OUT.gguf q8_0|q4_0|f16|bf16|f32 [-t THREADS] [-q]\n\n"
                "Rewrites IN's weight matrices (tensors named *weight with 2 or more dimensions) in the\n"
@@ -153,10 +162,12 @@ static int quantize_file(const sm_gguf *in, const char *out_path, int target, in
         bytes_out += row * (size_t)rows;
     }
     if ((rc = sm_gguf_write(w, out_path, err))) goto done;
-    if (!quiet)
-        fprintf(stderr, "snipmeta quantize: %s -> %s: %lld of %lld tensors to %s (%lld kept for their row size), %.2f MiB -> %.2f MiB\n",
-            in_path, out_path, (long long)n_converted, (long long)n_tensors, sm_type_name(target), (long long)n_misfit,
-            (double)bytes_in / (1 << 20), (double)bytes_out / (1 << 20));
+    if (!quiet) {
+        char a[32], b[32];
+        fprintf(stderr, "snipmeta quantize: %s -> %s: %lld of %lld tensors to %s (%lld kept for their row size), %s -> %s of tensor data\n",
+                in_path, out_path, (long long)n_converted, (long long)n_tensors, sm_type_name(target), (long long)n_misfit,
+                human_bytes(a, sizeof a, (double)bytes_in), human_bytes(b, sizeof b, (double)bytes_out));
+    }
 done:
     sm_gguf_writer_free(w);
     free(slab);
