@@ -47,9 +47,6 @@ INLINE __m512 exp512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-/* How far ahead of its reads a GEMV prefetches each weight row, in bytes. */
-#define PREFETCH 1024
-
 INLINE __mmask16 tail_mask(int m) { return (__mmask16)((1u << m) - 1); }
 
 /* The lane sums of a, b, c, d, in that order: one transposed reduction for four vectors. */
@@ -204,10 +201,10 @@ INLINE void gemv_tile(float *y, const float *x, const void *w, const int type, i
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     int i = 0;
     const size_t elem = type == SM_TYPE_F32 ? 4 : 2;
-    for (; i + 16 <= in; i += 16) {
+    for (; i + 16 <= in; i += 16) { /* prefetching the next tile's rows, a tile ahead */
         const __m512 xv = _mm512_loadu_ps(x + i);
 #pragma GCC unroll 8
-        for (int c = 0; c < C; c++) _mm_prefetch((const char *)w + ((size_t)(o + c) * in + i) * elem + PREFETCH, _MM_HINT_T0);
+        for (int c = 0; c < C; c++) _mm_prefetch((const char *)w + ((size_t)(o + c + C) * in + i) * elem, _MM_HINT_T0);
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) acc[c] = _mm512_fmadd_ps(load_w16(w, type, (size_t)(o + c) * in + i, 0xffff), xv, acc[c]);
     }
@@ -413,9 +410,9 @@ INLINE void qtile(float *y, int ldy, const unsigned char *w, size_t row_bytes, c
         const int single = (nb & 1) && p == np - 1;
         __m512i wq[4];
         __m512 dw[4];
-        if (R == 1) { /* a GEMV is bound by memory latency: ask for the weights ahead */
+        if (R == 1) { /* a GEMV waits on memory: ask for the next tile's rows, a tile ahead */
 #pragma GCC unroll 8
-            for (int c = 0; c < C; c++) _mm_prefetch((const char *)w + c * row_bytes + (size_t)p * pair_bytes + PREFETCH, _MM_HINT_T0);
+            for (int c = 0; c < C; c++) _mm_prefetch((const char *)w + (c + C) * row_bytes + (size_t)p * pair_bytes, _MM_HINT_T0);
         }
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) load_wpair(&wq[c], &dw[c], w + c * row_bytes, type, 2 * p, single);
