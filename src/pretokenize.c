@@ -96,9 +96,11 @@ static const char *const re_viking[] = {
     "\\p{N}",
     NULL,
 };
+/* llama.cpp writes "a letter but not a-z" as ((?=[\p{L}])([^a-z])); the class [^\P{L}a-z] says
+ * the same without a repeated group, which would need backtracking stack per character. */
 static const char *const re_tekken[] = {
-    "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+"
-    "|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*"
+    "[^\\r\\n\\p{L}\\p{N}]?[^\\P{L}a-z]*[^\\P{L}A-Z]+"
+    "|[^\\r\\n\\p{L}\\p{N}]?[^\\P{L}a-z]+[^\\P{L}A-Z]*"
     "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
     NULL,
 };
