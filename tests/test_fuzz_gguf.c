@@ -1,7 +1,9 @@
 /* test_fuzz_gguf.c: deterministic fuzzing of the GGUF reader.
  *
- * Starts from small valid files that our writer makes (every metadata kind, a string array,
- * tensors of several types, two alignments) and feeds thousands of mutations of them
+ * Starts from small valid files that our writer makes: two fixed ones (every metadata kind, a
+ * string array, tensors of several types, two alignments) and random ones (random kvs of every
+ * type, arrays of numbers and strings, tensors, alignment), each first checked to read back as
+ * written against an encoding made here and to copy byte for byte. It then feeds thousands of mutations of them
  * (truncation, bit flips, byte overwrites, counts and lengths set to huge values, chunks cut
  * out or repeated, random bytes) to sm_gguf_open_memory, and every 16th also through a file to
  * sm_gguf_open. Each result must be a handle whose every kv and tensor byte can be read (and
@@ -95,6 +97,181 @@ static uint8_t *make_seed(uint32_t alignment, size_t *size) {
     sm_gguf_writer_free(w);
     uint8_t *p = read_file(path, size);
     unlink(path);
+    return p;
+}
+
+/* ---- random valid files: the writer against an independent encoding, and more seeds ---- */
+
+#define N_RANDOM_SEEDS 48
+
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+} bytes;
+
+static void put(bytes *b, const void *src, size_t n) {
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        if (!(b->p = realloc(b->p, b->cap))) abort();
+    }
+    if (n) memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+static void put_le(bytes *b, uint64_t v, int n) {
+    uint8_t x[8];
+    for (int i = 0; i < n; i++, v >>= 8) x[i] = (uint8_t)v;
+    put(b, x, (size_t)n);
+}
+
+static size_t value_size(int t) {
+    static const size_t sizes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    return sizes[t];
+}
+
+static int random_scalar_type(void) {
+    static const int types[] = {0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12};
+    return types[below(11)];
+}
+
+/* Random string bytes (with NULs when allow_nul), NUL-terminated in buf. */
+static size_t random_string(char *buf, size_t max, int allow_nul) {
+    size_t len = below(max);
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = (char)(uint8_t)rng();
+        if (!allow_nul && !buf[i]) buf[i] = 'x';
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+/* Writes a random valid file (every value type, arrays of numbers and strings, empty ones,
+ * tensors of the five types, a random alignment) and checks that it reads back as written: each
+ * kv's type and stored bytes against an encoding made here, each tensor's shape and bytes; and
+ * that a copy through a fresh writer is byte-identical. Returns the file's bytes. */
+static uint8_t *make_random_seed(int k, size_t *size) {
+    enum { MAX_KV = 24, MAX_T = 5 };
+    sm_gguf_writer *w = sm_gguf_writer_new();
+    char keys[MAX_KV][32];
+    int types[MAX_KV];
+    bytes raws[MAX_KV] = {{0}};
+    struct { int type, n_dims; int64_t ne[4]; uint8_t *data; size_t nbytes; } ts[MAX_T];
+    int n_t = 0; /* tensors made so far (freed at the end) */
+    uint8_t *p = NULL;
+    int n_kv = (int)below(MAX_KV - 1);
+    uint32_t alignment = 32;
+    for (int i = 0; i < n_kv; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%d.%llx", i, (unsigned long long)(rng() & 0xffff));
+        int t = (int)below(13);
+        types[i] = t;
+        char str[64];
+        if (t == SM_GGUF_STRING) {
+            size_t len = random_string(str, 40, 0);
+            put_le(&raws[i], len, 8), put(&raws[i], str, len);
+            if (sm_gguf_set_str(w, keys[i], str)) goto bad;
+        } else if (t == SM_GGUF_ARRAY) {
+            const int et = below(4) ? random_scalar_type() : SM_GGUF_STRING;
+            const uint64_t n = below(4) ? below(20) : 0;
+            put_le(&raws[i], (uint64_t)et, 4), put_le(&raws[i], n, 8);
+            if (et == SM_GGUF_STRING) {
+                char pool[20][32];
+                const char *strs[20];
+                uint64_t lens[20];
+                for (uint64_t j = 0; j < n; j++) {
+                    lens[j] = random_string(pool[j], 30, 1), strs[j] = pool[j];
+                    put_le(&raws[i], lens[j], 8), put(&raws[i], pool[j], lens[j]);
+                }
+                if (sm_gguf_set_arr_str(w, keys[i], strs, lens, n)) goto bad;
+            } else {
+                uint8_t data[20 * 8];
+                const size_t es = value_size(et);
+                for (size_t j = 0; j < n * es; j++) data[j] = et == SM_GGUF_BOOL ? (uint8_t)below(2) : (uint8_t)rng();
+                put(&raws[i], data, n * es); /* this host is little-endian, as the writer's test assumes */
+                if (sm_gguf_set_arr(w, keys[i], (sm_gguf_type)et, data, n)) goto bad;
+            }
+        } else {
+            uint8_t v[8];
+            for (int j = 0; j < 8; j++) v[j] = t == SM_GGUF_BOOL ? (uint8_t)below(2) : (uint8_t)rng();
+            put(&raws[i], v, value_size(t));
+            if (sm_gguf_set_scalar(w, keys[i], (sm_gguf_type)t, v)) goto bad;
+        }
+    }
+    if (below(4)) { /* general.alignment as the last key */
+        alignment = 1u << below(9);
+        snprintf(keys[n_kv], sizeof keys[n_kv], "general.alignment");
+        types[n_kv] = SM_GGUF_UINT32;
+        put_le(&raws[n_kv], alignment, 4);
+        if (sm_gguf_set_alignment(w, alignment)) goto bad;
+        n_kv++;
+    }
+    static const int ttypes[] = {SM_TYPE_F32, SM_TYPE_F16, SM_TYPE_BF16, SM_TYPE_Q8_0, SM_TYPE_Q4_0};
+    const int want_t = (int)below(MAX_T + 1);
+    for (int i = 0; i < want_t; i++) {
+        ts[i].type = ttypes[below(5)];
+        ts[i].n_dims = 1 + (int)below(4);
+        int64_t n = 1;
+        for (int d = 0; d < 4; d++) {
+            ts[i].ne[d] = d >= ts[i].n_dims ? 1 : d ? 1 + (int64_t)below(3) : sm_type_block_elems(ts[i].type) * (1 + (int64_t)below(3));
+            n *= ts[i].ne[d];
+        }
+        sm_type_row_bytes(ts[i].type, n, &ts[i].nbytes);
+        if (!(ts[i].data = malloc(ts[i].nbytes))) abort();
+        n_t = i + 1;
+        for (size_t j = 0; j < ts[i].nbytes; j++) ts[i].data[j] = (uint8_t)rng();
+        char name[16];
+        snprintf(name, sizeof name, "t%d", i);
+        if (sm_gguf_add_tensor(w, name, ts[i].type, ts[i].n_dims, ts[i].ne, ts[i].data)) goto bad;
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/random.gguf", tmp_dir);
+    sm_error e = {0};
+    if (sm_gguf_write(w, path, &e)) { fprintf(stderr, "random seed %d: %s\n", k, e.msg); goto bad; }
+    sm_gguf_writer_free(w);
+    w = NULL;
+    p = read_file(path, size);
+    unlink(path);
+    sm_gguf *g = p ? sm_gguf_open_memory(p, *size, "random.gguf", &e) : NULL;
+    if (!g) { fprintf(stderr, "FAIL: random seed %d does not read back: %s\n", k, e.msg); failures++; free(p); p = NULL; goto out; }
+    int bad = sm_gguf_n_kv(g) != n_kv || sm_gguf_n_tensors(g) != n_t || sm_gguf_alignment(g) != alignment;
+    for (int i = 0; !bad && i < n_kv; i++) {
+        size_t len;
+        const void *raw = sm_gguf_kv_raw(g, i, &len);
+        bad |= strcmp(sm_gguf_key(g, i), keys[i]) || (int)sm_gguf_kv_type(g, i) != types[i] || len != raws[i].n ||
+               (len && memcmp(raw, raws[i].p, len));
+        if (bad) fprintf(stderr, "random seed %d: key %d (%s) differs\n", k, i, keys[i]);
+    }
+    for (int i = 0; !bad && i < n_t; i++) {
+        const sm_gguf_tensor *t = sm_gguf_tensor_at(g, i);
+        bad |= t->type != ts[i].type || t->n_dims != ts[i].n_dims || memcmp(t->ne, ts[i].ne, sizeof t->ne) ||
+               t->nbytes != ts[i].nbytes || t->offset % alignment || memcmp(t->data, ts[i].data, t->nbytes);
+        if (bad) fprintf(stderr, "random seed %d: tensor %d differs\n", k, i);
+    }
+    /* A copy is byte-identical. */
+    sm_gguf_writer *c = sm_gguf_writer_new();
+    for (int64_t i = 0; i < sm_gguf_n_kv(g); i++) bad |= sm_gguf_copy_kv(c, g, i) != 0;
+    for (int64_t i = 0; i < sm_gguf_n_tensors(g); i++) {
+        const sm_gguf_tensor *t = sm_gguf_tensor_at(g, i);
+        bad |= sm_gguf_add_tensor(c, t->name, t->type, t->n_dims, t->ne, t->data) != 0;
+    }
+    bad |= sm_gguf_write(c, path, &e) != 0;
+    sm_gguf_writer_free(c);
+    size_t csize = 0;
+    uint8_t *copy = read_file(path, &csize);
+    unlink(path);
+    bad |= !copy || csize != *size || memcmp(copy, p, csize);
+    free(copy);
+    sm_gguf_close(g);
+    if (bad) { fprintf(stderr, "FAIL: random seed %d does not round-trip\n", k); failures++; }
+    goto out;
+bad:
+    fprintf(stderr, "FAIL: random seed %d: the writer refused a valid value\n", k);
+    failures++;
+    free(p);
+    p = NULL;
+out:
+    sm_gguf_writer_free(w);
+    for (int i = 0; i < MAX_KV; i++) free(raws[i].p);
+    for (int i = 0; i < n_t; i++) free(ts[i].data);
     return p;
 }
 
@@ -219,22 +396,24 @@ int main(void) {
     if (getenv("SM_FUZZ_ITERS")) n_mutations = atoi(getenv("SM_FUZZ_ITERS"));
     if (getenv("SM_FUZZ_SEED")) rng_state ^= strtoull(getenv("SM_FUZZ_SEED"), NULL, 0) * 0x2545f4914f6cdd1dull;
     if (!mkdtemp(tmp_dir)) { perror("mkdtemp"); return 1; }
-    size_t seed_size[2];
-    uint8_t *seeds[2] = {make_seed(32, &seed_size[0]), make_seed(8, &seed_size[1])};
-    size_t seed_meta[2]; /* where the data section starts: mutations favour the bytes before it */
-    for (int s = 0; s < 2; s++) {
+    enum { N_SEEDS = 2 + N_RANDOM_SEEDS };
+    size_t seed_size[N_SEEDS], seed_meta[N_SEEDS]; /* seed_meta: where the data section starts */
+    uint8_t *seeds[N_SEEDS] = {make_seed(32, &seed_size[0]), make_seed(8, &seed_size[1])};
+    for (int s = 2; s < N_SEEDS; s++) seeds[s] = make_random_seed(s - 2, &seed_size[s]);
+    for (int s = 0; s < N_SEEDS; s++) {
         sm_error e = {0};
-        sm_gguf *g = sm_gguf_open_memory(seeds[s], seed_size[s], "seed.gguf", &e);
+        sm_gguf *g = seeds[s] ? sm_gguf_open_memory(seeds[s], seed_size[s], "seed.gguf", &e) : NULL;
         if (!g) { fprintf(stderr, "FAIL: seed %d does not open: %s\n", s, e.msg); return 1; }
-        seed_meta[s] = sm_gguf_data_offset(g);
+        seed_meta[s] = sm_gguf_data_offset(g) < seed_size[s] ? sm_gguf_data_offset(g) : seed_size[s];
         sm_gguf_close(g);
     }
+    printf("random valid files: %d written, read back and copied byte for byte\n", N_RANDOM_SEEDS);
     char path[256];
     snprintf(path, sizeof path, "%s/mutant.gguf", tmp_dir);
     int opened = 0, refused = 0, via_file = 0;
     uint64_t checksum = 0;
     for (int iter = 0; iter < n_mutations; iter++) {
-        const int s = iter & 1;
+        const int s = iter % 4 ? 2 + iter % N_RANDOM_SEEDS : (iter / 4) & 1; /* a quarter from the fixed seeds */
         size_t cap = seed_size[s] + 256, n = seed_size[s];
         uint8_t *p = malloc(cap);
         memcpy(p, seeds[s], n);
@@ -270,8 +449,7 @@ int main(void) {
         free(buf);
     }
     unlink(path);
-    free(seeds[0]);
-    free(seeds[1]);
+    for (int s = 0; s < N_SEEDS; s++) free(seeds[s]);
     rmdir(tmp_dir);
     printf("fuzz: %d mutations, %d opened, %d refused, %d also through a file (checksum %llx)\n", n_mutations, opened,
            refused, via_file, (unsigned long long)checksum);
