@@ -59,7 +59,7 @@ static int convert(void *dst, int dst_type, const void *src, int src_type, int64
     int failed = 0;
 #pragma omp parallel
     {
-        float *buf = malloc((size_t)n * sizeof *buf);
+        float *buf = malloc(n ? (size_t)n * sizeof *buf : 1);
         if (!buf) {
 #pragma omp atomic write
             failed = 1;
