@@ -73,8 +73,11 @@ done
 # 2. SIGKILL in the middle, then a rerun: only the missing labels are asked for.
 rm -f "$work"/l.db*
 start_teacher --latency-ms 100
-label --concurrency 4 > /dev/null 2>&1 &
-pid=$!
+label_bg() { # the binary itself in the background (not a subshell), so that signals reach it
+  "$bin" label "$work/in.jsonl" --teacher "http://127.0.0.1:$port" --model fake --store "$work/l.db" --concurrency 4 --json -q "$@" &
+  pid=$!
+}
+label_bg > /dev/null 2>&1
 sleep 0.8
 kill -9 $pid; wait $pid 2>/dev/null
 first=$(requests)
@@ -88,6 +91,33 @@ stored=$(echo "$out" | num skipped); asked=$(echo "$out" | num requests)
 out=$(label) && [ "$(echo "$out" | num requests)" = 0 ] || fail "kill: a third run made requests"
 stop_teacher
 
+# 2b. SIGINT: in-flight requests finish and are stored, nothing new starts; a rerun completes.
+rm -f "$work"/l.db*
+start_teacher --latency-ms 100
+label_bg > "$work/out" 2>&1
+sleep 0.6
+kill -INT $pid; wait $pid
+rc=$?
+first=$(requests)
+out=$(label --concurrency 4) || fail "sigint: rerun exited $?"
+stored=$(echo "$out" | num skipped)
+echo "after SIGINT (exit $rc, $first requests before): $out"
+[ $rc = 1 ] && grep -q interrupted "$work/out" || fail "sigint: exit $rc, $(cat "$work/out")"
+[ "$stored" = "$first" ] || fail "sigint: $first requests before, $stored stored (in-flight answers lost)"
+[ "$(echo "$out" | num requests)" = $((n - stored)) ] || fail "sigint: the rerun asked again for stored labels"
+stop_teacher
+
+# 2c. Retry-After in seconds and as an HTTP-date are both waited for (1 s, then 1-2 s).
+rm -f "$work"/l.db*
+start_teacher --p-429 1
+head -n 1 "$work/in.jsonl" > "$work/one.jsonl"
+out=$("$bin" label "$work/one.jsonl" --teacher "http://127.0.0.1:$port" --model fake --store "$work/l.db" --retries 2 --backoff 0.01 --json -q)
+secs=$(echo "$out" | num elapsed_s)
+echo "three 429s: $secs s"
+awk -v s="$secs" 'BEGIN { exit !(s >= 2.0) }' || fail "retry-after: the 429s were retried after $secs s in all"
+echo "$out" | grep -q '"rejects":{"http-429":1}' || fail "retry-after: not rejected as http-429: $out"
+stop_teacher
+
 # 3. Per-task mode: four jobs per snippet, all fields exported.
 rm -f "$work"/l.db*
 start_teacher --p-all 0.03
@@ -96,6 +126,11 @@ out=$(label --mode per-task -o "$work/out.jsonl") || fail "per-task: exited $?"
 [ "$(echo "$out" | num done)" = $((4 * n)) ] || fail "per-task: $(echo "$out" | num done) done"
 head -1 "$work/out.jsonl" | grep -q '"title".*"description".*"tags".*"links"' || fail "per-task: export lacks fields"
 stop_teacher
+
+# 3b. The store feeds `snipmeta dataset`: every snippet, in one split.
+"$bin" dataset "$work/l.db" --task all -o "$work/ds" -q || fail "dataset from the store exited $?"
+m=$(cat "$work/ds/title/"*.jsonl | wc -l)
+[ "$m" = $n ] || fail "dataset from the store: $m title examples for $n snippets"
 
 # 4. The token budget stops cleanly; a rerun finishes the job.
 rm -f "$work"/l.db*
