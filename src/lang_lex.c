@@ -45,6 +45,13 @@ static void hide_string(lexer *L, size_t a, size_t b) {
     if (a < b && a < L->n && L->s[a] != '\n') L->v[a] = '"';
 }
 
+/* Hides the rest of a literal that began earlier (a heredoc's body): no '"' marker, so that its
+ * lines read as starting inside a string. */
+static void hide_string_rest(lexer *L, size_t a, size_t b) {
+    for (size_t i = a; i < b && i < L->n; i++)
+        if (L->s[i] != '\n') L->v[i] = SM_VIEW_STR;
+}
+
 static size_t line_end(const lexer *L, size_t i) {
     const char *nl = memchr(L->s + i, '\n', L->n - i);
     return nl ? (size_t)(nl - L->s) : L->n;
@@ -213,7 +220,7 @@ static size_t heredoc_bodies(lexer *L, size_t i) {
         const heredoc *h = &L->pending[k];
         size_t body = j;
         for (;;) {
-            if (j >= L->n) { hide_string(L, body, L->n); L->n_pending = 0; return L->n; }
+            if (j >= L->n) { hide_string_rest(L, body, L->n); L->n_pending = 0; return L->n; }
             size_t e = line_end(L, j), t = j;
             if (h->indented) while (t < e && is_blank(L->s[t])) t++;
             int hit = t + h->id_len <= e && !memcmp(L->s + t, h->id, h->id_len);
@@ -226,7 +233,7 @@ static size_t heredoc_bodies(lexer *L, size_t i) {
                 }
             }
             if (hit) {
-                hide_string(L, body, t + h->id_len);
+                hide_string_rest(L, body, t + h->id_len);
                 if (h->php) { L->n_pending = 0; return t + h->id_len; }
                 j = e; /* the terminator line's newline */
                 break;

@@ -5,8 +5,9 @@
 # goes on; usage errors exit 2.
 # Usage: test_collect.sh SNIPMETA_BINARY SOURCE_DIR [SHARED_DIR]
 set -u
-bin=$1
-src=$2
+bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+src=$(cd "$2" && pwd)
+[ -x "$bin" ] || { echo "test_collect: no binary at $1"; exit 1; }
 fx=$src/tests/fixtures/collect
 tmp=$(mktemp -d)
 trap 'chmod -R u+rwx "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
