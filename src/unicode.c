@@ -51,19 +51,17 @@ static int maps_to_itself(unsigned b) {
     return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
 }
 
+/* The other 68 bytes take U+0100 onward in byte order: 0x00..0x20, then 0x7F..0xA0, then 0xAD. */
 uint32_t sm_byte_to_unicode(uint8_t b) {
     if (maps_to_itself(b)) return b;
-    /* The others take U+0100 onward in byte order. */
-    uint32_t n = 0;
-    for (unsigned i = 0; i < b; i++) n += !maps_to_itself(i);
-    return 0x100 + n;
+    if (b <= 0x20) return 0x100 + b;
+    if (b >= 0x7F && b <= 0xA0) return 0x100 + 33 + (b - 0x7Fu);
+    return 0x100 + 33 + 34; /* 0xAD */
 }
 
 int sm_unicode_to_byte(uint32_t cp) {
     if (cp < 0x100) return maps_to_itself(cp) ? (int)cp : -1;
-    if (cp >= 0x100 + 68) return -1;
-    uint32_t n = cp - 0x100;
-    for (unsigned b = 0; b < 256; b++)
-        if (!maps_to_itself(b) && n-- == 0) return (int)b;
-    return -1;
+    if (cp <= 0x120) return (int)(cp - 0x100);
+    if (cp <= 0x142) return (int)(cp - 0x121 + 0x7F);
+    return cp == 0x143 ? 0xAD : -1;
 }

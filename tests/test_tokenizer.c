@@ -105,6 +105,8 @@ static void test_byte_mapping(void) {
     }
     CHECK(sm_byte_to_unicode(' ') == 0x120, "space should map to U+0120 (Ġ)");
     CHECK(sm_byte_to_unicode('\n') == 0x10A, "newline should map to U+010A (Ċ)");
+    CHECK(sm_byte_to_unicode(0x7F) == 0x121 && sm_byte_to_unicode(0xA0) == 0x142 && sm_byte_to_unicode(0xAD) == 0x143,
+          "DEL, NBSP and soft hyphen map to U+0121, U+0142, U+0143");
     CHECK(sm_unicode_to_byte(0x144) == -1 && sm_unicode_to_byte(0x4E00) == -1, "unmapped code points give -1");
     /* UTF-8 helpers: every code point encodes and decodes back; bad sequences are refused. */
     for (uint32_t cp = 0; cp <= 0x10FFFF; cp += (cp < 0x800 ? 1 : 97)) {
