@@ -162,6 +162,7 @@ typedef struct {
     job *jobs;
     long long n_jobs;
     template templates[SM_TASK_COUNT]; /* joint mode uses [0] */
+    char joint_key[64];
     sm_label_stats *st;
 } run;
 
@@ -241,9 +242,10 @@ static int read_snippets(run *r, sm_error *err) {
     return crc;
 }
 
+/* The store's task key: the task's name in per-task mode; in joint mode "all", or the tasks
+ * asked for ("title,tags") when not all, so that asking later for more fields asks again. */
 static const char *job_task_key(const run *r, const job *j) {
-    (void)r;
-    return j->task < 0 ? "all" : sm_task_name(j->task);
+    return j->task < 0 ? r->joint_key : sm_task_name(j->task);
 }
 
 static const template *job_template(const run *r, const job *j) {
@@ -399,6 +401,12 @@ int sm_label_run(sm_store *store, const sm_label_params *p, sm_label_stats *stat
         if (p->per_task ? !(p->tasks & (1u << t)) : t > 0) continue;
         rc = template_load(&r.templates[t], p->prompts_dir, template_name(p->per_task, t), err);
     }
+    if (p->tasks == SM_TASK_ALL) strcpy(r.joint_key, "all");
+    for (int t = 0; t < SM_TASK_COUNT && p->tasks != SM_TASK_ALL; t++)
+        if (p->tasks & (1u << t)) {
+            if (r.joint_key[0]) strcat(r.joint_key, ",");
+            strcat(r.joint_key, sm_task_name(t));
+        }
     if (rc == SM_OK) rc = read_snippets(&r, err);
     if (rc == SM_OK) stats->snippets = r.n_snippets;
     if (rc == SM_OK) rc = plan(&r, err);
@@ -410,6 +418,7 @@ int sm_label_run(sm_store *store, const sm_label_params *p, sm_label_stats *stat
             rc = submit(&r, next++, err);
             in_flight++;
         }
+        if (rc == SM_OK && stopping(&r)) in_flight -= sm_teacher_cancel_queued(r.teacher); /* left for the next run */
         if (rc != SM_OK || in_flight == 0) break;
         sm_teacher_result res;
         int got = sm_teacher_next(r.teacher, &res, 200, err);

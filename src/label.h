@@ -10,8 +10,12 @@
  * (the JSON object, in fences or prose or not), checked with the task checks, and either stored
  * as ok or asked again, up to `retries` more times, before it is stored as rejected with the
  * reason. A job whose transfers failed after the teacher's own retries is stored as rejected with
- * that reason. Every finished job is committed at once. With a token budget, no new request
- * starts once the tokens used in this run reach it; those in flight finish and are stored.
+ * that reason (retry_rejected asks again). Every finished job is committed at once. With a token
+ * budget, no new request starts once the tokens used in this run reach it, and when *stop is set
+ * none starts either: requests in flight finish and are stored, queued ones are dropped and left
+ * for the next run. In joint mode with only some tasks, only those fields are checked and kept,
+ * and the store's task key names them ("title,tags"), so that a later run asking for all fields
+ * asks again.
  */
 #ifndef SM_LABEL_H
 #define SM_LABEL_H

@@ -169,6 +169,18 @@ void sm_teacher_result_clear(sm_teacher_result *r) {
     memset(r, 0, sizeof *r);
 }
 
+int sm_teacher_cancel_queued(sm_teacher *t) {
+    int n = 0;
+    for (request *r = t->waiting, *next; r; r = next) {
+        next = r->next;
+        request_free(r);
+        n++;
+    }
+    t->waiting = NULL;
+    t->n_pending -= n;
+    return n;
+}
+
 int sm_teacher_submit(sm_teacher *t, const char *system, const char *user, void *tag, sm_error *err) {
     json_t *msgs = json_array();
     if (system) json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", system));
@@ -244,10 +256,15 @@ static int read_answer(request *r) {
         return DONE_RETRY;
     }
     json_t *usage = json_object_get(o, "usage");
-    r->prompt_tokens += json_integer_value(json_object_get(usage, "prompt_tokens"));
-    r->completion_tokens += json_integer_value(json_object_get(usage, "completion_tokens"));
     json_t *choice = json_array_get(json_object_get(o, "choices"), 0);
     const char *content = json_string_value(json_object_get(json_object_get(choice, "message"), "content"));
+    if (json_is_object(usage)) {
+        r->prompt_tokens += json_integer_value(json_object_get(usage, "prompt_tokens"));
+        r->completion_tokens += json_integer_value(json_object_get(usage, "completion_tokens"));
+    } else { /* a server that reports no usage: about 4 bytes a token */
+        r->prompt_tokens += (long long)strlen(r->body) / 4;
+        r->completion_tokens += content ? (long long)strlen(content) / 4 : 0;
+    }
     int rc = DONE_OK;
     if (!content || !*content) {
         snprintf(r->reason, sizeof r->reason, "no-content: the response has no choices[0].message.content");

@@ -48,7 +48,8 @@ typedef struct {
     char reason[160];          /* when !ok: "timeout", "http-429", "http-500", "truncated", "invalid-json", ... */
     char *content;             /* the assistant message's text; freed by sm_teacher_result_clear */
     char *body;                /* the last response body (NULL when none); freed likewise */
-    long long prompt_tokens, completion_tokens; /* from "usage" */
+    long long prompt_tokens, completion_tokens; /* from "usage" (estimated at 4 bytes a token
+                                                   when the server sends none) */
     double latency_ms;         /* of the last attempt */
     int attempts;
 } sm_teacher_result;
@@ -64,6 +65,10 @@ const char *sm_teacher_url(const sm_teacher *t);
 /* Queues a chat request with a system message (may be NULL) and a user message (both copied);
  * tag comes back in its result. */
 int sm_teacher_submit(sm_teacher *t, const char *system, const char *user, void *tag, sm_error *err);
+
+/* Drops the requests that have not started (queued, or backing off before a retry); returns
+ * how many. Those in flight go on. */
+int sm_teacher_cancel_queued(sm_teacher *t);
 
 /* Requests queued or in flight. */
 int sm_teacher_pending(const sm_teacher *t);

@@ -127,6 +127,20 @@ out=$(label --mode per-task -o "$work/out.jsonl") || fail "per-task: exited $?"
 head -1 "$work/out.jsonl" | grep -q '"title".*"description".*"tags".*"links"' || fail "per-task: export lacks fields"
 stop_teacher
 
+# 3a. Joint mode with some tasks keeps those fields; asking later for all fields asks again.
+rm -f "$work"/l.db*
+start_teacher
+out=$(label --tasks title,tags -o "$work/some.jsonl") || fail "some tasks: exited $?"
+grep -q '"description"' "$work/some.jsonl" && fail "some tasks: description exported"
+grep -q '"title".*"tags"' "$work/some.jsonl" || fail "some tasks: title and tags not exported"
+out=$(label --tasks title,tags) && [ "$(echo "$out" | num requests)" = 0 ] || fail "some tasks: the rerun asked again"
+out=$(label) && [ "$(echo "$out" | num requests)" = $n ] || fail "all tasks after some: $(echo "$out" | num requests) requests"
+stop_teacher
+rm -f "$work"/l.db*
+start_teacher --p-all 0.03
+out=$(label --mode per-task) || fail "per-task: exited $?"
+stop_teacher
+
 # 3b. The store feeds `snipmeta dataset`: every snippet, in one split.
 "$bin" dataset "$work/l.db" --task all -o "$work/ds" -q || fail "dataset from the store exited $?"
 m=$(cat "$work/ds/title/"*.jsonl | wc -l)

@@ -3,6 +3,7 @@
  * and JSON extraction from teacher answers (plain, fenced, in prose, broken). */
 #include "tasks.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,43 @@ static void student_prompt(void) {
     CHECK(strlen(v) == 16, "format version %s", v);
 }
 
+/* Truncated, corrupted and random answers: extraction and the checks never misbehave (run
+ * under AddressSanitizer by scripts/test.sh's sanitizer pass). */
+static void corrupted_answers(void) {
+    const char *good = "Here you go:\n```json\n{\"id\": \"ab\", \"title\": \"Parse a \\\"quoted\\\" value\", "
+                       "\"description\": \"Parses it.\", \"tags\": [\"c\", \"parsing\"], \"links\": []}\n```\nDone.";
+    size_t n = strlen(good);
+    char buf[512];
+    uint64_t x = 88172645463325252ULL;
+    int extracted_whole = 0;
+    for (size_t cut = 0; cut <= n; cut++) { /* every truncation */
+        memcpy(buf, good, cut);
+        buf[cut] = 0;
+        json_t *o = sm_extract_json_object(buf);
+        extracted_whole += o != NULL;
+        json_decref(o);
+    }
+    CHECK(extracted_whole > 0 && extracted_whole < (int)n / 4, "truncations extracted %d times", extracted_whole);
+    for (int round = 0; round < 4000; round++) { /* random byte flips, and random bytes */
+        memcpy(buf, good, n + 1);
+        for (int k = 0; k < 1 + round % 6; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            buf[x % n] = (char)(round < 2000 ? "{}[]\"\\:,`x \n"[x % 12] : (int)(x >> 32) % 255 + 1);
+        }
+        json_t *o = sm_extract_json_object(buf);
+        char r[SM_REASON_MAX];
+        for (int t = 0; o && t < SM_TASK_COUNT; t++) sm_check_json_field(t, json_object_get(o, sm_task_name(t)), "c", r);
+        json_decref(o);
+        sm_check_title(buf, r);
+        sm_check_description(buf, r);
+        sm_check_completion(SM_TASK_TAGS, buf, "c", r);
+        sm_check_completion(SM_TASK_LINKS, buf, "c", r);
+        char *prompt = sm_student_prompt("c", buf, SM_TASK_TITLE, 1 + round % 64);
+        CHECK(prompt != NULL, "prompt of random code");
+        free(prompt);
+    }
+}
+
 /* Every label of the shared data set passes the checks (its README says so). */
 static int shared_labels(const char *shared) {
     char path[4096];
@@ -121,6 +159,7 @@ int main(int argc, char **argv) {
     unit_checks();
     extraction();
     student_prompt();
+    corrupted_answers();
     if (argc < 2 || !shared_labels(argv[1])) printf("shared labels absent: that part skipped\n");
     if (failures) { fprintf(stderr, "test_tasks: %d failures\n", failures); return 1; }
     printf("test_tasks: ok\n");
