@@ -1,0 +1,459 @@
+/* kernels_backward.c: the optimised training kernels (kernels_backward.h).
+ *
+ * The three matrix products of training (y = x W^T in full mode, dx = dy W, dW += dy^T x) run
+ * on one blocked engine: C (M,N) += A (M,K) · B (K,N), where A is read in place through two
+ * strides (so dy and dy^T need no copy) and B is packed, panel by panel of GEMM_NP columns and
+ * GEMM_KC rows, into a per-thread f32 buffer, dequantizing a stored weight or transposing an f32
+ * one on the way. A register-tiled micro-kernel (AVX-512 or AVX2+FMA, chosen at run time, with
+ * a portable fallback) multiplies GEMM_MR rows of A by a packed panel. Units of work are
+ * (row block, column panel) pairs that write disjoint parts of C, each summed in a fixed order,
+ * so results do not depend on the thread count or the schedule. The elementwise kernels are
+ * portable loops over rows that the compiler vectorises.
+ */
+#include "kernels_backward.h"
+
+#include "kernels.h"
+#include "tensor.h"
+
+#include <assert.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SM_X86 1
+#endif
+
+enum {
+    GEMM_MR = 6,   /* rows of A per micro-kernel call */
+    GEMM_NP = 64,  /* columns of a packed B panel */
+    GEMM_KC = 256, /* rows of B per packed panel */
+    GEMM_MB = 96,  /* rows of C per unit of work (a multiple of GEMM_MR) */
+};
+
+/* Where B (K,N) comes from. */
+typedef enum {
+    B_ROWS,  /* B(k,n) = element n of row k of a matrix of `type` (row_bytes per row) */
+    B_TRANS, /* B(k,n) = w[n * ldw + k], f32 */
+} b_kind;
+
+typedef struct {
+    float *c;             /* C(m,n) at c[m * ldc + n] */
+    size_t ldc;
+    const float *a;       /* A(m,k) at a[m * a_rs + k * a_ks] */
+    size_t a_rs, a_ks;
+    const void *b;
+    b_kind kind;
+    int b_type;           /* B_ROWS: ggml type of the rows */
+    size_t b_ld;          /* B_ROWS: bytes per row; B_TRANS: floats per row of w */
+    int M, N, K;
+} gemm_args;
+
+/* Packs B rows k0..k0+kc-1, columns n0..n0+GEMM_NP-1 (zero beyond N) into panel (kc, GEMM_NP). */
+static void pack_panel(float *panel, const gemm_args *g, int k0, int kc, int n0) {
+    const int nc = g->N - n0 < GEMM_NP ? g->N - n0 : GEMM_NP;
+    if (g->kind == B_TRANS) {
+        const float *w = g->b;
+        if (nc < GEMM_NP) memset(panel, 0, sizeof(float) * (size_t)kc * GEMM_NP);
+        for (int c = 0; c < nc; c++) {
+            const float *src = w + (size_t)(n0 + c) * g->b_ld + k0;
+            for (int k = 0; k < kc; k++) panel[(size_t)k * GEMM_NP + c] = src[k];
+        }
+        return;
+    }
+    size_t col_off = 0;
+    int bad = sm_type_row_bytes(g->b_type, n0, &col_off);
+    assert(!bad); /* n0 is a multiple of GEMM_NP, so of any block size */
+    (void)bad;
+    for (int k = 0; k < kc; k++) {
+        float *dst = panel + (size_t)k * GEMM_NP;
+        const char *src = (const char *)g->b + (size_t)(k0 + k) * g->b_ld + col_off;
+        if (g->b_type == SM_TYPE_F32) memcpy(dst, src, sizeof(float) * (size_t)nc);
+        else sm_dequantize_row(g->b_type, dst, src, nc);
+        for (int c = nc; c < GEMM_NP; c++) dst[c] = 0.0f;
+    }
+}
+
+/* tile (GEMM_MR, GEMM_NP) = the rows a[r] (r < GEMM_MR, stepping a_ks per k) times panel (kc, GEMM_NP). */
+typedef void (*micro_fn)(float *tile, const float *const *a, size_t a_ks, const float *panel, int kc);
+
+static void micro_portable(float *tile, const float *const *a, size_t a_ks, const float *panel, int kc) {
+    for (int i = 0; i < GEMM_MR * GEMM_NP; i++) tile[i] = 0.0f;
+    for (int k = 0; k < kc; k++) {
+        const float *p = panel + (size_t)k * GEMM_NP;
+        for (int r = 0; r < GEMM_MR; r++) {
+            const float av = a[r][(size_t)k * a_ks];
+            float *t = tile + r * GEMM_NP;
+#pragma omp simd
+            for (int c = 0; c < GEMM_NP; c++) t[c] += av * p[c];
+        }
+    }
+}
+
+#ifdef SM_X86
+__attribute__((target("avx512f"))) static void micro_avx512(float *tile, const float *const *a, size_t a_ks,
+                                                            const float *panel, int kc) {
+    __m512 acc[GEMM_MR][4];
+    for (int r = 0; r < GEMM_MR; r++)
+        for (int j = 0; j < 4; j++) acc[r][j] = _mm512_setzero_ps();
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    for (int k = 0; k < kc; k++) {
+        const float *p = panel + (size_t)k * GEMM_NP;
+        const __m512 b0 = _mm512_load_ps(p), b1 = _mm512_load_ps(p + 16), b2 = _mm512_load_ps(p + 32),
+                     b3 = _mm512_load_ps(p + 48);
+        const size_t ko = (size_t)k * a_ks;
+#define ROW(r, ar)                                                    \
+    do {                                                              \
+        const __m512 av = _mm512_set1_ps(ar[ko]);                     \
+        acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);               \
+        acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);               \
+        acc[r][2] = _mm512_fmadd_ps(av, b2, acc[r][2]);               \
+        acc[r][3] = _mm512_fmadd_ps(av, b3, acc[r][3]);               \
+    } while (0)
+        ROW(0, a0); ROW(1, a1); ROW(2, a2); ROW(3, a3); ROW(4, a4); ROW(5, a5);
+#undef ROW
+    }
+    for (int r = 0; r < GEMM_MR; r++)
+        for (int j = 0; j < 4; j++) _mm512_store_ps(tile + r * GEMM_NP + 16 * j, acc[r][j]);
+}
+
+/* 16 registers: six rows by two 8-wide columns at a time, four times across the panel. */
+__attribute__((target("avx2,fma"))) static void micro_avx2(float *tile, const float *const *a, size_t a_ks,
+                                                           const float *panel, int kc) {
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    for (int c0 = 0; c0 < GEMM_NP; c0 += 16) {
+        __m256 acc[GEMM_MR][2];
+        for (int r = 0; r < GEMM_MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        for (int k = 0; k < kc; k++) {
+            const float *p = panel + (size_t)k * GEMM_NP + c0;
+            const __m256 b0 = _mm256_load_ps(p), b1 = _mm256_load_ps(p + 8);
+            const size_t ko = (size_t)k * a_ks;
+#define ROW(r, ar)                                                    \
+    do {                                                              \
+        const __m256 av = _mm256_broadcast_ss(ar + ko);               \
+        acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);               \
+        acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);               \
+    } while (0)
+            ROW(0, a0); ROW(1, a1); ROW(2, a2); ROW(3, a3); ROW(4, a4); ROW(5, a5);
+#undef ROW
+        }
+        for (int r = 0; r < GEMM_MR; r++) {
+            _mm256_store_ps(tile + r * GEMM_NP + c0, acc[r][0]);
+            _mm256_store_ps(tile + r * GEMM_NP + c0 + 8, acc[r][1]);
+        }
+    }
+}
+#endif
+
+/* The path of the forward kernels (kernels.h), so that sm_kernels_force_isa steers both. */
+static micro_fn pick_micro(void) {
+#ifdef SM_X86
+    const char *isa = sm_kernels_isa();
+    if (strcmp(isa, "avx512") == 0) return micro_avx512;
+    if (strcmp(isa, "avx2") == 0) return micro_avx2;
+#endif
+    return micro_portable;
+}
+
+static void gemm(const gemm_args *g) {
+    if (g->M <= 0 || g->N <= 0 || g->K <= 0) return;
+    const micro_fn micro = pick_micro();
+    const int m_blocks = (g->M + GEMM_MB - 1) / GEMM_MB, n_panels = (g->N + GEMM_NP - 1) / GEMM_NP;
+    const int units = m_blocks * n_panels;
+    const double flops = 2.0 * g->M * g->N * g->K;
+    const int team = flops < 4e6 ? 1 : units < omp_get_max_threads() ? units : omp_get_max_threads();
+    const size_t panel_floats = (size_t)GEMM_KC * GEMM_NP, tile_floats = GEMM_MR * GEMM_NP;
+    float *buf = aligned_alloc(64, sizeof(float) * (panel_floats + tile_floats) * (size_t)team);
+    assert(buf); /* a few hundred KiB */
+#pragma omp parallel num_threads(team)
+    {
+        float *panel = buf + (panel_floats + tile_floats) * (size_t)omp_get_thread_num();
+        float *tile = panel + panel_floats;
+#pragma omp for schedule(dynamic, 1)
+        for (int u = 0; u < units; u++) {
+            const int n0 = (u % n_panels) * GEMM_NP, m0 = (u / n_panels) * GEMM_MB;
+            const int m1 = m0 + GEMM_MB < g->M ? m0 + GEMM_MB : g->M;
+            const int nc = g->N - n0 < GEMM_NP ? g->N - n0 : GEMM_NP;
+            for (int k0 = 0; k0 < g->K; k0 += GEMM_KC) {
+                const int kc = g->K - k0 < GEMM_KC ? g->K - k0 : GEMM_KC;
+                pack_panel(panel, g, k0, kc, n0);
+                for (int m = m0; m < m1; m += GEMM_MR) {
+                    const float *rows[GEMM_MR];
+                    for (int r = 0; r < GEMM_MR; r++) {
+                        const int mr = m + r < m1 ? m + r : m1 - 1; /* past the end: repeat, discard */
+                        rows[r] = g->a + (size_t)mr * g->a_rs + (size_t)k0 * g->a_ks;
+                    }
+                    micro(tile, rows, g->a_ks, panel, kc);
+                    for (int r = 0; r < GEMM_MR && m + r < m1; r++) {
+                        float *c = g->c + (size_t)(m + r) * g->ldc + n0;
+                        const float *t = tile + r * GEMM_NP;
+#pragma omp simd
+                        for (int j = 0; j < nc; j++) c[j] += t[j];
+                    }
+                }
+            }
+        }
+    }
+    free(buf);
+}
+
+void matmul_backward_dx(float *dx, const float *dy, const void *w, int type, int n, int in, int out) {
+    size_t row_bytes = 0;
+    int bad = sm_type_row_bytes(type, in, &row_bytes);
+    assert(!bad);
+    (void)bad;
+    gemm_args g = {.c = dx, .ldc = (size_t)in, .a = dy, .a_rs = (size_t)out, .a_ks = 1, .b = w, .kind = B_ROWS,
+                   .b_type = type, .b_ld = row_bytes, .M = n, .N = in, .K = out};
+    gemm(&g);
+}
+
+void matmul_backward_dw(float *dw, float *db, const float *dy, const float *x, int n, int in, int out) {
+    gemm_args g = {.c = dw, .ldc = (size_t)in, .a = dy, .a_rs = 1, .a_ks = (size_t)out, .b = x, .kind = B_ROWS,
+                   .b_type = SM_TYPE_F32, .b_ld = sizeof(float) * (size_t)in, .M = out, .N = in, .K = n};
+    gemm(&g);
+    if (!db) return;
+#pragma omp parallel for schedule(static) if ((long)n * out >= 65536)
+    for (int o0 = 0; o0 < out; o0 += 64) {
+        const int o1 = o0 + 64 < out ? o0 + 64 : out;
+        for (int t = 0; t < n; t++) {
+            const float *g_t = dy + (size_t)t * out;
+            for (int o = o0; o < o1; o++) db[o] += g_t[o];
+        }
+    }
+}
+
+void matmul_forward_f32(float *y, const float *x, const float *w, int n, int in, int out) {
+    for (size_t i = 0; i < (size_t)n * out; i++) y[i] = 0.0f;
+    gemm_args g = {.c = y, .ldc = (size_t)out, .a = x, .a_rs = (size_t)in, .a_ks = 1, .b = w, .kind = B_TRANS,
+                   .b_ld = (size_t)in, .M = n, .N = out, .K = in};
+    gemm(&g);
+}
+
+void embedding_backward(float *dwte, const float *dx, const int *tokens, int n, int d) {
+    /* columns split across threads; every row summed in token order */
+#pragma omp parallel for schedule(static) if ((long)n * d >= 262144)
+    for (int i0 = 0; i0 < d; i0 += 64) {
+        const int i1 = i0 + 64 < d ? i0 + 64 : d;
+        for (int t = 0; t < n; t++) {
+            float *dst = dwte + (size_t)tokens[t] * d;
+            const float *src = dx + (size_t)t * d;
+            for (int i = i0; i < i1; i++) dst[i] += src[i];
+        }
+    }
+}
+
+void rmsnorm_forward_train(float *y, float *rstd, const float *x, const float *w, int n, int d, float eps) {
+#pragma omp parallel for schedule(static) if ((long)n * d >= 32768)
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (size_t)t * d;
+        float *yt = y + (size_t)t * d;
+        double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+        for (int i = 0; i < d; i++) sum += (double)(xt[i] * xt[i]);
+        const float scale = 1.0f / sqrtf((float)(sum / d) + eps); /* as rmsnorm_forward */
+        rstd[t] = scale;
+#pragma omp simd
+        for (int i = 0; i < d; i++) yt[i] = xt[i] * scale * w[i];
+    }
+}
+
+void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd,
+                      int n, int d) {
+#pragma omp parallel for schedule(static) if ((long)n * d >= 32768)
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (size_t)t * d, *dyt = dy + (size_t)t * d;
+        float *dxt = dx + (size_t)t * d;
+        const float r = rstd[t];
+        double dot = 0.0;
+#pragma omp simd reduction(+ : dot)
+        for (int i = 0; i < d; i++) dot += (double)(dyt[i] * w[i] * xt[i]);
+        const float c = (float)(dot * r * r * r / d);
+#pragma omp simd
+        for (int i = 0; i < d; i++) dxt[i] += r * w[i] * dyt[i] - c * xt[i];
+    }
+    if (!dw) return;
+#pragma omp parallel for schedule(static) if ((long)n * d >= 32768)
+    for (int i0 = 0; i0 < d; i0 += 32) {
+        const int i1 = i0 + 32 < d ? i0 + 32 : d;
+        for (int t = 0; t < n; t++) {
+            const float *xt = x + (size_t)t * d, *dyt = dy + (size_t)t * d;
+            const float r = rstd[t];
+            for (int i = i0; i < i1; i++) dw[i] += dyt[i] * xt[i] * r;
+        }
+    }
+}
+
+#define ROPE_MAX_HALF 512
+
+void rope_backward(float *dx, const int *pos, int n, int n_head, int head_dim, float freq_base, int neox) {
+    const int half = head_dim / 2;
+    if (half > ROPE_MAX_HALF) { rope_backward_ref(dx, pos, n, n_head, head_dim, freq_base, neox); return; }
+    const float theta_scale = powf(freq_base, -2.0f / (float)head_dim);
+#pragma omp parallel for schedule(static) if (n >= 8)
+    for (int t = 0; t < n; t++) {
+        float cos_t[ROPE_MAX_HALF], sin_t[ROPE_MAX_HALF];
+        float theta = (float)pos[t]; /* the forward's float recurrence */
+        for (int i = 0; i < half; i++, theta *= theta_scale) { cos_t[i] = cosf(theta); sin_t[i] = sinf(theta); }
+        for (int h = 0; h < n_head; h++) {
+            float *g = dx + ((size_t)t * n_head + h) * head_dim;
+            const int step = neox ? 1 : 2, off = neox ? half : 1;
+            for (int i = 0; i < half; i++) {
+                float *g0 = g + i * step, *g1 = g0 + off;
+                const float a = *g0, b = *g1;
+                *g0 = a * cos_t[i] + b * sin_t[i];
+                *g1 = -a * sin_t[i] + b * cos_t[i];
+            }
+        }
+    }
+}
+
+void swiglu_backward(float *dgate, float *dup, const float *dh, const float *gate, const float *up, int n) {
+#pragma omp parallel for schedule(static) if (n >= 65536)
+    for (int i0 = 0; i0 < n; i0 += 4096) {
+        const int i1 = i0 + 4096 < n ? i0 + 4096 : n;
+        for (int i = i0; i < i1; i++) {
+            const float sig = 1.0f / (1.0f + expf(-gate[i]));
+            dgate[i] += dh[i] * up[i] * sig * (1.0f + gate[i] * (1.0f - sig));
+            dup[i] += dh[i] * gate[i] * sig;
+        }
+    }
+}
+
+void attention_forward_train(float *out, float *att, const float *q, const float *k, const float *v, const int *start,
+                             int B, int T, int n_head, int n_head_kv, int head_dim) {
+    const int group = n_head / n_head_kv, q_dim = n_head * head_dim, kv_dim = n_head_kv * head_dim;
+    const float scale = 1.0f / sqrtf((float)head_dim);
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < n_head; h++) {
+            const size_t kvo = (size_t)(h / group) * head_dim;
+            for (int t = 0; t < T; t++) {
+                const size_t row = (size_t)b * T + t;
+                const float *qt = q + row * q_dim + (size_t)h * head_dim;
+                float *a = att + (((size_t)b * n_head + h) * T + t) * T;
+                const int j0 = start[row];
+                float max = -INFINITY, sum = 0.0f;
+                for (int j = 0; j < j0; j++) a[j] = 0.0f;
+                for (int j = t + 1; j < T; j++) a[j] = 0.0f;
+                for (int j = j0; j <= t; j++) {
+                    const float *kj = k + ((size_t)b * T + j) * kv_dim + kvo;
+                    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                    for (int i = 0; i < head_dim; i++) s += qt[i] * kj[i];
+                    a[j] = s * scale;
+                    max = fmaxf(max, a[j]);
+                }
+                for (int j = j0; j <= t; j++) { a[j] = expf(a[j] - max); sum += a[j]; }
+                const float inv = 1.0f / sum;
+                for (int j = j0; j <= t; j++) a[j] *= inv;
+                float *o = out + row * q_dim + (size_t)h * head_dim;
+                for (int i = 0; i < head_dim; i++) o[i] = 0.0f;
+                for (int j = j0; j <= t; j++) {
+                    const float *vj = v + ((size_t)b * T + j) * kv_dim + kvo;
+                    const float aj = a[j];
+#pragma omp simd
+                    for (int i = 0; i < head_dim; i++) o[i] += aj * vj[i];
+                }
+            }
+        }
+}
+
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
+                        const float *k, const float *v, const int *start, int B, int T, int n_head, int n_head_kv,
+                        int head_dim) {
+    const int group = n_head / n_head_kv, q_dim = n_head * head_dim, kv_dim = n_head_kv * head_dim;
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    float *scratch = malloc(sizeof(float) * (size_t)T * omp_get_max_threads());
+    assert(scratch);
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < n_head_kv; g++) {
+            float *datt = scratch + (size_t)T * omp_get_thread_num();
+            const size_t kvo = (size_t)g * head_dim;
+            for (int h = g * group; h < (g + 1) * group; h++)
+                for (int t = 0; t < T; t++) {
+                    const size_t row = (size_t)b * T + t;
+                    const float *a = att + (((size_t)b * n_head + h) * T + t) * T;
+                    const float *go = dout + row * q_dim + (size_t)h * head_dim;
+                    const float *qt = q + row * q_dim + (size_t)h * head_dim;
+                    float *dqt = dq + row * q_dim + (size_t)h * head_dim;
+                    const int j0 = start[row];
+                    float dot = 0.0f;
+                    for (int j = j0; j <= t; j++) {
+                        const size_t jr = ((size_t)b * T + j) * kv_dim + kvo;
+                        const float aj = a[j];
+                        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                        for (int i = 0; i < head_dim; i++) {
+                            s += go[i] * v[jr + i];
+                            dv[jr + i] += aj * go[i];
+                        }
+                        datt[j] = s;
+                        dot += aj * s;
+                    }
+                    for (int j = j0; j <= t; j++) {
+                        const size_t jr = ((size_t)b * T + j) * kv_dim + kvo;
+                        const float ds = a[j] * (datt[j] - dot) * scale;
+#pragma omp simd
+                        for (int i = 0; i < head_dim; i++) {
+                            dqt[i] += ds * k[jr + i];
+                            dk[jr + i] += ds * qt[i];
+                        }
+                    }
+                }
+        }
+    free(scratch);
+}
+
+/* -log softmax(z)[target]; also the row's max and sum of exp(z - max) for the gradient. */
+static double cross_entropy_row(const float *z, int target, int V, float *max_out, double *sum_out) {
+    float max = -INFINITY;
+    for (int i = 0; i < V; i++) max = fmaxf(max, z[i]);
+    double sum = 0.0;
+    float part = 0.0f; /* float partial sums of 256 terms, added in double */
+    for (int i = 0; i < V; i++) {
+        part += expf(z[i] - max);
+        if ((i & 255) == 255) { sum += part; part = 0.0f; }
+    }
+    sum += part;
+    *max_out = max;
+    *sum_out = sum;
+    return log(sum) + max - z[target];
+}
+
+double cross_entropy_backward(float *logits, const int *targets, int n, int V, float dloss) {
+    double *row_loss = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    assert(row_loss);
+#pragma omp parallel for schedule(static) if ((long)n * V >= 65536)
+    for (int t = 0; t < n; t++) {
+        float *z = logits + (size_t)t * V;
+        if (targets[t] < 0) { memset(z, 0, sizeof(float) * (size_t)V); row_loss[t] = 0.0; continue; }
+        float max;
+        double sum;
+        row_loss[t] = cross_entropy_row(z, targets[t], V, &max, &sum);
+        const float inv = dloss / (float)sum;
+        for (int i = 0; i < V; i++) z[i] = expf(z[i] - max) * inv;
+        z[targets[t]] -= dloss;
+    }
+    double loss = 0.0;
+    for (int t = 0; t < n; t++) loss += row_loss[t];
+    free(row_loss);
+    return loss;
+}
+
+double cross_entropy_forward(const float *logits, const int *targets, int n, int V) {
+    double *row_loss = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    assert(row_loss);
+#pragma omp parallel for schedule(static) if ((long)n * V >= 65536)
+    for (int t = 0; t < n; t++) {
+        float max;
+        double sum;
+        row_loss[t] = targets[t] < 0 ? 0.0 : cross_entropy_row(logits + (size_t)t * V, targets[t], V, &max, &sum);
+    }
+    double loss = 0.0;
+    for (int t = 0; t < n; t++) loss += row_loss[t];
+    free(row_loss);
+    return loss;
+}
