@@ -4,6 +4,7 @@
 #include "lora.h"
 
 #include "sha256.h"
+#include "tensor.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -221,5 +222,96 @@ int sm_lora_check_base(const sm_lora *l, const char *lora_path, const sm_model *
         return sm_err(err, SM_EINVAL, "adapter %s was trained on a different base: its base fingerprint is %.16s..., "
                                       "but base %s has %.16s... (the exact base weights must match)",
                       lora_path, l->base_fingerprint, base_path, fingerprint);
+    return SM_OK;
+}
+
+/* ---- merging ---------------------------------------------------------------------------- */
+
+void sm_lora_merge_into(float *w, const sm_lora *l, float scale, int layer, sm_proj p) {
+    const sm_lora_pair *pair = sm_lora_at(l, layer, p);
+    if (!pair->a) return;
+    float s = scale * sm_lora_scale(l);
+    int r = l->rank, in = pair->in;
+#pragma omp parallel for schedule(static) if ((long)pair->out * in * r >= 1 << 20)
+    for (int o = 0; o < pair->out; o++) {
+        float *row = w + (size_t)o * in;
+        const float *b = pair->b + (size_t)o * r;
+        for (int k = 0; k < r; k++) {
+            float sb = s * b[k];
+            const float *a = pair->a + (size_t)k * in;
+            for (int i = 0; i < in; i++) row[i] += sb * a[i];
+        }
+    }
+}
+
+int sm_lora_merge_gguf(const sm_model *m, const sm_lora *const *adapters, const float *scales, int n, const char *path, sm_error *err) {
+    const sm_gguf *g = m->gguf;
+    for (int i = 0; i < n; i++) {
+        int rc = sm_lora_check_base(adapters[i], "(adapter to merge)", m, NULL, err);
+        if (rc) return rc;
+    }
+    sm_gguf_writer *w = sm_gguf_writer_new();
+    int64_t n_t = sm_gguf_n_tensors(g);
+    float **merged = calloc((size_t)(n_t ? n_t : 1), sizeof *merged);
+    int rc = SM_OK;
+    if (!w || !merged) { rc = sm_err(err, SM_ENOMEM, "out of memory merging into %s", path); goto done; }
+    for (int64_t i = 0; i < sm_gguf_n_kv(g) && !rc; i++)
+        if (sm_gguf_copy_kv(w, g, i)) rc = sm_err(err, SM_ENOMEM, "out of memory merging into %s", path);
+    if (!rc && sm_gguf_set_alignment(w, sm_gguf_alignment(g))) rc = sm_err(err, SM_EINVAL, "%s: bad alignment", path);
+    for (int64_t i = 0; i < n_t && !rc; i++) {
+        const sm_gguf_tensor *t = sm_gguf_tensor_at(g, i);
+        int layer = -1;
+        sm_proj proj = SM_PROJ_COUNT;
+        for (int l = 0; l < m->config.n_layer && layer < 0; l++)
+            for (int p = 0; p < SM_PROJ_COUNT; p++)
+                if (m->layers[l].proj[p].data == t->data && !strcmp(m->layers[l].proj[p].name, t->name)) { layer = l, proj = (sm_proj)p; break; }
+        int touched = 0;
+        for (int k = 0; k < n && layer >= 0; k++)
+            touched |= layer < adapters[k]->n_layer && sm_lora_at(adapters[k], layer, proj)->a != NULL;
+        if (!touched) {
+            if (sm_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data)) rc = sm_err(err, SM_ENOMEM, "out of memory");
+            continue;
+        }
+        const sm_weight *wt = &m->layers[layer].proj[proj];
+        float *f = malloc((size_t)wt->out * wt->in * sizeof(float));
+        if (!f) { rc = sm_err(err, SM_ENOMEM, "out of memory merging %s", t->name); break; }
+        merged[i] = f;
+        for (int o = 0; o < wt->out; o++) sm_dequantize_row(wt->type, f + (size_t)o * wt->in, (const char *)wt->data + (size_t)o * wt->row_bytes, wt->in);
+        for (int k = 0; k < n; k++)
+            if (layer < adapters[k]->n_layer) sm_lora_merge_into(f, adapters[k], scales[k], layer, proj);
+        if (sm_gguf_add_tensor(w, t->name, SM_TYPE_F32, t->n_dims, t->ne, f)) rc = sm_err(err, SM_ENOMEM, "out of memory");
+    }
+    if (!rc) rc = sm_gguf_write(w, path, err);
+done:
+    for (int64_t i = 0; merged && i < n_t; i++) free(merged[i]);
+    free(merged);
+    sm_gguf_writer_free(w);
+    return rc;
+}
+
+int sm_lora_parse_targets(const char *list, unsigned *targets) {
+    static const char *const short_names[SM_PROJ_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
+    unsigned mask = 0;
+    const char *s = list;
+    while (*s) {
+        size_t len = strcspn(s, ",");
+        int found = 0;
+        if (len == 4 && !strncmp(s, "attn", 4)) mask |= SM_LORA_TARGETS_ATTN, found = 1;
+        else if (len == 3 && !strncmp(s, "mlp", 3)) mask |= SM_LORA_TARGETS_MLP, found = 1;
+        else if (len == 3 && !strncmp(s, "all", 3)) mask |= SM_LORA_TARGETS_ATTN | SM_LORA_TARGETS_MLP, found = 1;
+        for (int p = 0; p < SM_PROJ_COUNT && !found; p++) {
+            const char *names[3] = {short_names[p], sm_proj_name((sm_proj)p), NULL};
+            char hf[16];
+            snprintf(hf, sizeof hf, "%s_proj", short_names[p]);
+            names[2] = hf;
+            for (int k = 0; k < 3 && !found; k++)
+                if (strlen(names[k]) == len && !strncmp(s, names[k], len)) mask |= 1u << p, found = 1;
+        }
+        if (!found) return SM_EINVAL;
+        s += len;
+        if (*s == ',') s++;
+    }
+    if (!mask) return SM_EINVAL;
+    *targets = mask;
     return SM_OK;
 }

@@ -98,4 +98,29 @@ int sm_lora_save_gguf(const sm_lora *l, const char *path, sm_error *err);
 sm_lora *sm_lora_load_gguf(const char *path, sm_error *err);
 sm_lora *sm_lora_load_gguf_memory(const void *buf, size_t size, const char *name, sm_error *err);
 
+/* Writes l as a PEFT adapter directory (created if missing): adapter_config.json and
+ * adapter_model.safetensors (F32), in Hugging Face's row order (for llama and mistral the rows of
+ * q/k's B are permuted back from llama.cpp's RoPE order: lora_peft.c says how; that needs
+ * l->n_head and l->n_head_kv). base_name goes to base_model_name_or_path. Files are written
+ * atomically. Returns SM_OK or an SM_E* code with *err set. */
+int sm_lora_save_peft(const sm_lora *l, const char *base_name, const char *dir, sm_error *err);
+/* Reads a PEFT adapter directory for a base of config cfg (its architecture and head counts
+ * decide the q/k row permutation; see sm_lora_check_base for the rest of the fit). Tensors may be
+ * F32, F16 or BF16. Returns a new adapter the caller frees with sm_lora_free, or NULL with *err
+ * naming the file and what was wrong (SM_EIO, SM_EFORMAT, SM_EUNSUPPORTED, SM_ENOMEM). */
+sm_lora *sm_lora_load_peft(const char *dir, const sm_model_config *cfg, sm_error *err);
+
+/* Merging, for a single-task deployment. w (pair out rows of in f32, the dequantized base
+ * projection p of layer `layer`) += scale * s * B A; nothing when l does not target it. */
+void sm_lora_merge_into(float *w, const sm_lora *l, float scale, int layer, sm_proj p);
+/* Writes to path a copy of base m (every metadata key and tensor as stored) in which each
+ * projection that one of the n adapters targets is replaced by the F32 matrix
+ * W + sum_i scales[i] * s_i * B_i A_i. Each adapter must fit m (sm_lora_check_base, fingerprint
+ * included). Returns SM_OK or an SM_E* code with *err set. */
+int sm_lora_merge_gguf(const sm_model *m, const sm_lora *const *adapters, const float *scales, int n, const char *path, sm_error *err);
+
+/* Parses a comma-separated target list into a mask: q, k, v, o, gate, up, down (or llama.cpp's
+ * attn_q, ..., or PEFT's q_proj, ...), and attn, mlp, all. Returns SM_OK or SM_EINVAL. */
+int sm_lora_parse_targets(const char *list, unsigned *targets);
+
 #endif

@@ -3,6 +3,7 @@
  * is reproduced byte for byte: -n N runs N positions (prompt included) and prints the token that
  * each position predicts, and a leading space right after BOS is dropped. */
 #include "cli.h"
+#include "lora.h"
 #include "model.h"
 #include "sample.h"
 
@@ -36,7 +37,9 @@ static void usage(FILE *f) {
             "  --ctx N              context size in positions (default: the model's context_length)\n"
             "  --ids                print token ids (prompt ids, BOS included, then generated ids),\n"
             "                       space-separated on one line, instead of text\n"
-            "  --lora A.gguf[:S]    apply a LoRA adapter with scale S (not supported yet)\n"
+            "  --lora A.gguf[:S]    apply a GGUF LoRA adapter with scale S (default 1), unmerged; repeat\n"
+            "                       for several (up to 16). An adapter that names its base's fingerprint\n"
+            "                       is refused on any other base\n"
             "  -v, --verbose        print the settings and timings to stderr\n"
             "  -h, --help           this help\n"
             "\n"
@@ -45,8 +48,13 @@ static void usage(FILE *f) {
             "\nexit codes: 0 success, 1 failure at run time, 2 bad usage or bad input file\n");
 }
 
+enum { MAX_LORA = 16 };
+
 typedef struct {
     const char *model, *prompt;
+    char *lora_path[MAX_LORA];
+    float lora_scale[MAX_LORA];
+    int n_lora;
     long long n_steps, threads, n_ctx;
     int ids, verbose, seed_given;
     sm_sampler_params sampling;
@@ -93,8 +101,16 @@ static int parse_args(int argc, char **argv, options *o) {
             if (cli_parse_int(v, 1, 1 << 24, &o->n_ctx)) return cli_usage_error("generate", "--ctx wants a positive size, not '%s'", v);
         } else if (!strcmp(a, "--lora")) {
             NEED_VALUE();
-            fprintf(stderr, "snipmeta generate: --lora is not supported yet (adapters arrive with training)\n");
-            return EXIT_USAGE;
+            if (o->n_lora == MAX_LORA) return cli_usage_error("generate", "at most %d --lora adapters", MAX_LORA);
+            /* PATH[:SCALE]: a suffix after the last ':' that is a number is the scale */
+            const char *colon = strrchr(v, ':');
+            o->lora_scale[o->n_lora] = 1.0f;
+            size_t len = strlen(v);
+            if (colon && !cli_parse_float(colon + 1, &x)) o->lora_scale[o->n_lora] = (float)x, len = (size_t)(colon - v);
+            if (!len) return cli_usage_error("generate", "--lora wants A.gguf[:SCALE], not '%s'", v);
+            o->lora_path[o->n_lora] = strndup(v, len);
+            if (!o->lora_path[o->n_lora]) return cli_usage_error("generate", "out of memory");
+            o->n_lora++;
         } else if (!strcmp(a, "--ids")) o->ids = 1;
         else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) o->verbose = 1;
         else return cli_usage_error("generate", "unknown argument '%s'", a);
@@ -159,6 +175,8 @@ static int run(const options *o, sm_model *m) {
     sm_gguf_get_bool(m->gguf, "tokenizer.ggml.add_space_prefix", &space_prefix, NULL);
     int strip_after_bos = tok_model && !strcmp(tok_model, "llama") && space_prefix;
 
+    sm_lora *loras[MAX_LORA] = {0};
+    char fingerprint[65] = "";
     sm_context *ctx = sm_context_new(m, (int)steps, 0, &err);
     sm_sampler *sampler = sm_sampler_new(&o->sampling, cfg->n_vocab);
     float *logits = malloc((size_t)cfg->n_vocab * sizeof *logits);
@@ -166,6 +184,26 @@ static int run(const options *o, sm_model *m) {
     int piece_cap = 64;
     if (!ctx) { rc = cli_report(&err); goto done; }
     if (!sampler || !logits || !piece) { fprintf(stderr, "snipmeta generate: out of memory\n"); rc = EXIT_FAIL; goto done; }
+    for (int i = 0; i < o->n_lora; i++) {
+        loras[i] = sm_lora_load_gguf(o->lora_path[i], &err);
+        if (!loras[i]) { rc = cli_report(&err); goto done; }
+        if (loras[i]->base_fingerprint[0] && !fingerprint[0]) {
+            double t = now_s();
+            if (sm_model_fingerprint(m, fingerprint)) { fprintf(stderr, "snipmeta generate: out of memory\n"); rc = EXIT_FAIL; goto done; }
+            if (o->verbose) fprintf(stderr, "base fingerprint %s (%.3f s)\n", fingerprint, now_s() - t);
+        }
+        if (sm_lora_check_base(loras[i], o->lora_path[i], m, fingerprint[0] ? fingerprint : NULL, &err)) {
+            rc = cli_report(&err);
+            goto done;
+        }
+        if (o->verbose)
+            fprintf(stderr, "adapter %s: task '%s', rank %d, alpha %g%s, scale %g\n", o->lora_path[i], loras[i]->task,
+                    loras[i]->rank, loras[i]->alpha, loras[i]->rslora ? " (rsLoRA)" : "", o->lora_scale[i]);
+    }
+    if (o->n_lora && sm_context_set_adapters(ctx, (const sm_lora *const *)loras, o->lora_scale, o->n_lora, &err)) {
+        rc = cli_report(&err);
+        goto done;
+    }
     if (o->verbose)
         fprintf(stderr, "model %s: %s, %d layers, n_embd %d, vocab %d; %d prompt tokens, %lld positions; "
                         "temp %g top_k %d top_p %g seed %llu\n", o->model, cfg->arch, cfg->n_layer, cfg->n_embd,
@@ -199,6 +237,7 @@ static int run(const options *o, sm_model *m) {
                 n_prompt, t1 - t0, n_prompt / (t1 - t0 + 1e-12), n_gen, t2 - t1, n_gen / (t2 - t1 + 1e-12));
     }
 done:
+    for (int i = 0; i < o->n_lora; i++) sm_lora_free(loras[i]);
     free(piece);
     free(logits);
     sm_sampler_free(sampler);
@@ -217,5 +256,6 @@ int cmd_generate(int argc, char **argv) {
     if (!m) return cli_report(&err);
     rc = run(&o, m);
     sm_model_free(m);
+    for (int i = 0; i < o.n_lora; i++) free(o.lora_path[i]);
     return rc;
 }
