@@ -129,7 +129,7 @@ static int walk_dir(collect_walk *w, size_t len, size_t rel_off, const char *lic
         n_names++;
     }
     closedir(d);
-    if (!rc) qsort(names, (size_t)n_names, sizeof *names, by_name);
+    if (!rc && n_names > 1) qsort(names, (size_t)n_names, sizeof *names, by_name);
 
     /* this folder's .gitignore and license file */
     const char *rel = len > rel_off ? w->path + rel_off : "";

@@ -84,6 +84,6 @@ int sm_cut_source(sm_cut_list *out, const char *s, size_t n, sm_lang lang) {
     free(view);
     free(src.line_off);
     if (rc) { out->n = first; return rc; }
-    qsort(out->items + first, out->n - first, sizeof *out->items, by_position);
+    if (out->n > first) qsort(out->items + first, out->n - first, sizeof *out->items, by_position);
     return 0;
 }
