@@ -40,7 +40,7 @@ typedef struct request {
 
 struct sm_teacher {
     sm_teacher_params p;
-    char *url, *model, *api_key, *auth_header;
+    char *url, *model, *auth_header; /* auth_header holds the key: wiped when freed */
     struct curl_slist *headers;
     CURLM *multi;
     request *waiting, *active, *done, *done_tail;
@@ -101,9 +101,8 @@ int sm_teacher_new(sm_teacher **out, const sm_teacher_params *p, sm_error *err) 
     if (h) t->headers = h, h = curl_slist_append(t->headers, "Expect:"); /* no 100-continue round trip */
     if (h && p->api_key && *p->api_key) {
         size_t len = strlen(p->api_key) + 32;
-        t->api_key = strdup(p->api_key);
         t->auth_header = malloc(len);
-        if (t->api_key && t->auth_header) {
+        if (t->auth_header) {
             snprintf(t->auth_header, len, "Authorization: Bearer %s", p->api_key);
             h = curl_slist_append(t->headers, t->auth_header);
         } else h = NULL;
@@ -147,7 +146,6 @@ void sm_teacher_free(sm_teacher *t) {
     for (struct curl_slist *h = t->headers; h; h = h->next) /* the slist copied the key */
         if (!strncmp(h->data, "Authorization:", 14)) { volatile char *v = h->data; while (*v) *v++ = 0; }
     curl_slist_free_all(t->headers);
-    wipe(t->api_key);
     wipe(t->auth_header);
     free(t->url);
     free(t->model);
