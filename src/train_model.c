@@ -274,7 +274,7 @@ static int setup_lora(sm_train_model *tm, sm_error *err) {
     if (lo->n_layer != c->n_layer)
         return sm_err(err, SM_EINVAL, "the adapter has %d layers and the base %d", lo->n_layer, c->n_layer);
     if (lo->rank < 1 || !lo->params || !lo->pairs) return sm_err(err, SM_EINVAL, "the adapter has no parameters");
-    tm->lora_scale = lo->rslora ? lo->alpha / sqrtf((float)lo->rank) : lo->alpha / (float)lo->rank;
+    tm->lora_scale = sm_lora_scale(lo);
     tm->params = lo->params;
     tm->n_params = lo->n_params;
     slab_entry gtable[] = {{(void **)&tm->grads, lo->n_params, sizeof(float)}};
