@@ -161,10 +161,9 @@ INLINE void gemv_tile(float *y, const float *x, const void *w, const int type, i
     }
 }
 
+/* Row after row: one sequential stream of weights (see kernels_avx512.c's gemv_row). */
 INLINE void gemv_rows(float *y, const float *x, const void *w, const int type, int in, int o0, int o1) {
-    int o = o0;
-    for (; o + 4 <= o1; o += 4) gemv_tile(y, x, w, type, in, o, 4);
-    for (; o < o1; o++) gemv_tile(y, x, w, type, in, o, 1);
+    for (int o = o0; o < o1; o++) gemv_tile(y, x, w, type, in, o, 1);
 }
 
 #define PANEL 16
