@@ -194,11 +194,13 @@ static void define(block *b, const header *h, block_kind kind, sm_cut_kind cut_k
 
 /* ---- C, C++, Java, JavaScript, TypeScript, PHP ---- */
 
+/* words that, before a '(', make a statement or an expression, not a definition's name (in a
+ * JavaScript class body any of them may name a method) */
 static const char *const not_names[] = {
     "if", "for", "while", "switch", "catch", "return", "sizeof", "typeof", "with", "do", "else",
     "synchronized", "try", "foreach", "elseif", "defined", "alignof", "decltype", "static_assert",
-    "assert", "super", "this", "await", "using", "lock", "new", "delete", "throw", "case", "goto",
-    "yield", "void", "and", "or", "not", "unless", "until", "in", "of", "instanceof", NULL};
+    "super", "this", "await", "new", "delete", "throw", "case", "goto", "yield", "void", "in",
+    "of", "instanceof", NULL};
 
 static const char *const c_statement_words[] = {
     "return", "else", "if", "case", "goto", "throw", "delete", "do", "while", "for", "switch",
@@ -212,10 +214,17 @@ static const char *const class_modifiers[] = {
     "public", "private", "protected", "static", "final", "abstract", "export", "default", "declare",
     "sealed", "non-sealed", "strictfp", "readonly", NULL};
 
-/* The '(' of a parameter list and the index of the name before it; -1 when there is none. */
-static int find_params(const header *h, int *name_k) {
+static int suffix_ok(const header *h, int k);
+
+/* The '(' of a parameter list, or -1 when there is none. *name_k is the token before which the
+ * modifiers and return type stand; the name is tokens *name_first..*name_last (a computed
+ * JavaScript name `[Symbol.iterator]` is the inside of its brackets). In C-like languages the
+ * first candidate counts; in JavaScript and TypeScript, whose statements may end without ';',
+ * the last one that is followed by nothing but a return type. */
+static int find_params(const header *h, int *name_k, int *name_first, int *name_last) {
     sm_lang lang = h->src->lang;
-    int depth = 0;
+    int js = lang == SM_LANG_JAVASCRIPT || lang == SM_LANG_TYPESCRIPT;
+    int depth = 0, best = -1;
     for (int k = 0; k < h->n; k++) {
         int e = skip_decoration(h, k);
         if (e > k) { k = e - 1; continue; }
@@ -228,19 +237,40 @@ static int find_params(const header *h, int *name_k) {
         if (tk_ch(h, k, '[')) { depth++; continue; }
         if (tk_ch(h, k, ']')) { depth--; continue; }
         if (!tk_ch(h, k, '(') || depth) continue;
-        int nk = k - 1;
+        int nk = k - 1, first, last;
         if (tk_ch(h, nk, '>') && lang != SM_LANG_C && lang != SM_LANG_PHP) nk = group_start(h, nk) - 1;
         if (lang == SM_LANG_CPP) {
-            if (tk_is(h, nk, "operator") && tk_ch(h, k + 1, ')') && tk_ch(h, k + 2, '(')) { *name_k = nk; return k + 2; }
+            if (tk_is(h, nk, "operator") && tk_ch(h, k + 1, ')') && tk_ch(h, k + 2, '(')) {
+                *name_k = *name_first = nk;
+                *name_last = k + 1;
+                return k + 2;
+            }
             for (int o = nk; o >= 0 && o >= nk - 3; o--)
-                if (tk_is(h, o, "operator")) { *name_k = o; return k; }
+                if (tk_is(h, o, "operator")) { *name_k = *name_first = o; *name_last = k - 1; return k; }
         }
-        if ((lang == SM_LANG_JAVASCRIPT || lang == SM_LANG_TYPESCRIPT) && tk_ch(h, nk, '*') && tk_is(h, nk - 1, "function")) nk--;
-        if (!tk_ident(h, nk)) return -1;
+        if (js && tk_ch(h, nk, '*') && tk_is(h, nk - 1, "function")) nk--;
+        first = last = nk;
+        if (js && tk_ch(h, nk, ']')) { /* a computed name */
+            int g = group_start(h, nk);
+            if (g < 0 || g + 1 > nk - 1) { if (!js) return -1; continue; }
+            first = g + 1;
+            last = nk - 1;
+            nk = g;
+        } else if (!tk_ident(h, nk)) {
+            if (!js) return -1;
+            continue;
+        }
+        if (js) {
+            int r = group_end(h, k);
+            if (r < 0 || !suffix_ok(h, r + 1)) continue;
+        }
         *name_k = nk;
-        return k;
+        *name_first = first;
+        *name_last = last;
+        best = k;
+        if (!js) return k;
     }
-    return -1;
+    return best;
 }
 
 /* Are the tokens after the parameter list (from k) what may stand before a body? */
@@ -285,10 +315,22 @@ static void analyze_arrow(const header *h, block *b, const scope *sc) {
     int nk = -1;
     if (eq > 0) {
         nk = eq - 1;
-        for (int j = 0; j < eq; j++)
-            if ((tk_is(h, j, "const") || tk_is(h, j, "let") || tk_is(h, j, "var")) && tk_ident(h, j + 1)) nk = j + 1;
-    } else {
+        for (int j = 0; j < eq; j++) /* `const name: Type = ...` */
+            if ((tk_is(h, j, "const") || tk_is(h, j, "let") || tk_is(h, j, "var")) && tk_ident(h, j + 1) &&
+                (j + 2 == eq || tk_ch(h, j + 2, ':')))
+                nk = j + 1;
+    } else { /* an object property: `key: (x) => {`, after the last ',' that separates properties */
+        int from = 0;
         for (int j = 0; j < k; j++) {
+            if (tk_ch(h, j, '(') || tk_ch(h, j, '[')) {
+                int g = group_end(h, j);
+                if (g < 0) break;
+                j = g;
+            } else if (tk_ch(h, j, ',')) {
+                from = j + 1;
+            }
+        }
+        for (int j = from; j < k; j++) {
             if (tk_ch(h, j, '(') || tk_ch(h, j, '<')) break;
             if (tk_ch(h, j, ':') && tk_ident(h, j - 1)) { colon = j; break; }
         }
@@ -354,8 +396,8 @@ static void analyze_c_family(const header *h, block *b, const scope *sc) {
     }
     if (js && tk_is(h, n - 1, "=>")) { analyze_arrow(h, b, sc); return; }
 
-    int nk = -1;
-    int pk = find_params(h, &nk);
+    int nk = -1, name_first = -1, name_last = -1;
+    int pk = find_params(h, &nk, &name_first, &name_last);
     /* a class keyword before the parameter list (or with none) makes a class */
     int ck = -1;
     if (lang != SM_LANG_C) {
@@ -386,9 +428,9 @@ static void analyze_c_family(const header *h, block *b, const scope *sc) {
         define(b, h, B_FUNC, in_type ? SM_CUT_METHOD : SM_CUT_FUNCTION, start, name, name);
         return;
     }
-    if (tk_in(h, nk, not_names) && !tk_is(h, nk, "new")) return;
+    if (tk_in(h, nk, not_names) && !tk_is(h, nk, "new") && !(js && in_type)) return;
 
-    int name_first = nk, start, n_type = 0, qualified = 0, has_new = 0, has_function = 0;
+    int start, n_type = 0, qualified = 0, has_new = 0, has_function = 0;
     int j = nk - 1;
     if (lang == SM_LANG_CPP && tk_ch(h, j, '~')) { name_first = j; j--; }
     if (lang == SM_LANG_CPP) {
@@ -413,8 +455,8 @@ static void analyze_c_family(const header *h, block *b, const scope *sc) {
             break;
         }
         if (lang == SM_LANG_PHP && !has_function) return;
-        if (js && !has_function && !in_type && sc->inner != B_OTHER && sc->inner != B_FUNC && sc->inner != B_NS) return;
-        if (js && !has_function && (sc->inner == B_NS || sc->inner == B_FUNC)) return; /* a call, not a method */
+        /* without the function keyword it is a method: only in a class body or an object literal */
+        if (js && !has_function && (sc->inner == B_NS || sc->inner == B_FUNC)) return;
         start = j + 1;
     } else { /* C, C++, Java: modifiers and the return type */
         for (;;) {
@@ -442,13 +484,10 @@ static void analyze_c_family(const header *h, block *b, const scope *sc) {
         start = j + 1;
         if (lang == SM_LANG_JAVA && has_new) { b->kind = B_CONTAINER; return; }
         if (lang == SM_LANG_C && (!sc->only_ns || n_type < 1)) return;
-        if (lang == SM_LANG_CPP && (!sc->only_types || (n_type < 1 && !qualified && name_first == nk && !in_type))) return;
+        if (lang == SM_LANG_CPP && (!sc->only_types || (n_type < 1 && !qualified && !tk_ch(h, nk - 1, '~') && !in_type))) return;
         if (lang == SM_LANG_JAVA && !in_type) return;
     }
     sm_cut_kind kind = in_type || (lang == SM_LANG_CPP && qualified) ? SM_CUT_METHOD : SM_CUT_FUNCTION;
-    int name_last = nk;
-    if (lang == SM_LANG_CPP && tk_is(h, nk, "operator")) name_last = pk - 1 > nk ? pk - 1 : nk;
-    if (name_last < nk) name_last = nk;
     define(b, h, B_FUNC, kind, start, name_first, name_last);
 }
 
