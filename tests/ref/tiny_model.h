@@ -27,16 +27,16 @@ typedef struct {
     int n_store;
 } tiny_model;
 
-static void *tiny_keep(tiny_model *t, size_t bytes) {
+static inline void *tiny_keep(tiny_model *t, size_t bytes) {
     void *p = calloc(1, bytes ? bytes : 1);
     if (!p || t->n_store >= 512) { fprintf(stderr, "tiny_model: out of memory\n"); exit(1); }
     return t->store[t->n_store++] = p;
 }
 
-static int tiny_proj_in(const sm_model_config *c, int p) {
+static inline int tiny_proj_in(const sm_model_config *c, int p) {
     return p == SM_PROJ_O ? c->n_head * c->head_dim : p == SM_PROJ_DOWN ? c->n_ff : c->n_embd;
 }
-static int tiny_proj_out(const sm_model_config *c, int p) {
+static inline int tiny_proj_out(const sm_model_config *c, int p) {
     switch (p) {
     case SM_PROJ_Q: return c->n_head * c->head_dim;
     case SM_PROJ_K: case SM_PROJ_V: return c->n_head_kv * c->head_dim;
@@ -45,7 +45,7 @@ static int tiny_proj_out(const sm_model_config *c, int p) {
     }
 }
 
-static size_t tiny_weights_count(const sm_model_config *c, int has_bias) {
+static inline size_t tiny_weights_count(const sm_model_config *c, int has_bias) {
     size_t n = (size_t)c->n_vocab * c->n_embd * (c->tied_output ? 1 : 2) + c->n_embd;
     for (int p = 0; p < SM_PROJ_COUNT; p++)
         n += (size_t)c->n_layer * ((size_t)tiny_proj_in(c, p) * tiny_proj_out(c, p) + (has_bias && p < SM_PROJ_O ? tiny_proj_out(c, p) : 0));
@@ -53,7 +53,7 @@ static size_t tiny_weights_count(const sm_model_config *c, int has_bias) {
 }
 
 /* A weight of `type` holding w (out, in) converted; *deq gets the f32 values the kernels see. */
-static sm_weight tiny_weight(tiny_model *t, const char *name, const float *w, int type, int in, int out) {
+static inline sm_weight tiny_weight(tiny_model *t, const char *name, const float *w, int type, int in, int out) {
     size_t row_bytes = 0;
     sm_type_row_bytes(type, in, &row_bytes);
     unsigned char *data = tiny_keep(t, row_bytes * (size_t)out);
@@ -64,7 +64,7 @@ static sm_weight tiny_weight(tiny_model *t, const char *name, const float *w, in
 }
 
 /* Builds the model; weights in the order above. */
-static void tiny_model_build(tiny_model *t, const sm_model_config *c, const float *weights, int type, int has_bias) {
+static inline void tiny_model_build(tiny_model *t, const sm_model_config *c, const float *weights, int type, int has_bias) {
     memset(t, 0, sizeof *t);
     t->has_bias = has_bias;
     sm_model *m = &t->model;
@@ -106,7 +106,7 @@ static void tiny_model_build(tiny_model *t, const sm_model_config *c, const floa
     m->output = c->tied_output ? m->token_embd : tiny_weight(t, "output.weight", w, type, c->n_embd, c->n_vocab);
 }
 
-static void tiny_model_free(tiny_model *t) {
+static inline void tiny_model_free(tiny_model *t) {
     for (int i = 0; i < t->n_store; i++) free(t->store[i]);
     t->n_store = 0;
 }
@@ -124,7 +124,7 @@ typedef struct {
     double lora_scale;
 } dmodel;
 
-static double *tiny_deq(const sm_weight *w) {
+static inline double *tiny_deq(const sm_weight *w) {
     double *d = malloc(sizeof(double) * (size_t)w->in * w->out);
     float *row = malloc(sizeof(float) * (size_t)w->in);
     for (int o = 0; o < w->out; o++) {
@@ -134,7 +134,7 @@ static double *tiny_deq(const sm_weight *w) {
     free(row);
     return d;
 }
-static double *tiny_vec(const float *v, size_t n) {
+static inline double *tiny_vec(const float *v, size_t n) {
     double *d = malloc(sizeof(double) * (n ? n : 1));
     for (size_t i = 0; i < n; i++) d[i] = v[i];
     return d;
@@ -142,7 +142,7 @@ static double *tiny_vec(const float *v, size_t n) {
 
 /* A double model of m (not sharing memory); lora_params (NULL: none) is a double copy of the
  * adapter's slab, laid out as lora->params. */
-static void dmodel_make(dmodel *d, const sm_model *m, const sm_lora *lora, double *lora_params) {
+static inline void dmodel_make(dmodel *d, const sm_model *m, const sm_lora *lora, double *lora_params) {
     const sm_model_config *c = &m->config;
     d->c = *c;
     d->tok = tiny_deq(&m->token_embd);
@@ -166,7 +166,7 @@ static void dmodel_make(dmodel *d, const sm_model *m, const sm_lora *lora, doubl
     }
 }
 
-static void dmodel_free(dmodel *d) {
+static inline void dmodel_free(dmodel *d) {
     free(d->tok); free(d->out_norm);
     if (d->output != d->tok) free(d->output);
     for (int l = 0; l < d->c.n_layer; l++) {
@@ -177,7 +177,7 @@ static void dmodel_free(dmodel *d) {
 }
 
 /* y (n, out) = x W^T + bias + s B (A x) */
-static void d_project(double *y, const double *x, const double *w, const double *bias, const double *la, const double *lb,
+static inline void d_project(double *y, const double *x, const double *w, const double *bias, const double *la, const double *lb,
                       int rank, double s, int n, int in, int out) {
     double u[64];
     for (int t = 0; t < n; t++) {
@@ -197,7 +197,7 @@ static void d_project(double *y, const double *x, const double *w, const double 
     }
 }
 
-static void d_rmsnorm(double *y, const double *x, const double *w, int n, int d, double eps) {
+static inline void d_rmsnorm(double *y, const double *x, const double *w, int n, int d, double eps) {
     for (int t = 0; t < n; t++) {
         double ss = 0.0;
         for (int i = 0; i < d; i++) ss += x[(size_t)t * d + i] * x[(size_t)t * d + i];
@@ -206,7 +206,7 @@ static void d_rmsnorm(double *y, const double *x, const double *w, int n, int d,
     }
 }
 
-static void d_rope(double *x, const int *pos, int n, int n_head, int head_dim, float base, int neox) {
+static inline void d_rope(double *x, const int *pos, int n, int n_head, int head_dim, float base, int neox) {
     const float theta_scale = powf(base, -2.0f / (float)head_dim);
     const int half = head_dim / 2;
     for (int t = 0; t < n; t++)
@@ -224,7 +224,7 @@ static void d_rope(double *x, const int *pos, int n, int n_head, int head_dim, f
 }
 
 /* logits (B*T, n_vocab) of the double model; seg as in train_model.h. */
-static void dmodel_logits(const dmodel *d, double *logits, const int *tokens, const int *seg, int B, int T) {
+static inline void dmodel_logits(const dmodel *d, double *logits, const int *tokens, const int *seg, int B, int T) {
     const sm_model_config *c = &d->c;
     const int n = B * T, C = c->n_embd, F = c->n_ff, hd = c->head_dim;
     const int qd = c->n_head * hd, kvd = c->n_head_kv * hd, group = c->n_head / c->n_head_kv;
@@ -288,7 +288,7 @@ static void dmodel_logits(const dmodel *d, double *logits, const int *tokens, co
 }
 
 /* Mean cross-entropy over targets != -1. */
-static double dmodel_loss(const dmodel *d, const int *tokens, const int *targets, const int *seg, int B, int T) {
+static inline double dmodel_loss(const dmodel *d, const int *tokens, const int *targets, const int *seg, int B, int T) {
     const int n = B * T, V = d->c.n_vocab;
     double *z = malloc(sizeof(double) * (size_t)n * V), loss = 0.0;
     int count = 0;
