@@ -414,7 +414,13 @@ static void analyze_c_family(const header *h, block *b, const scope *sc) {
     }
     if (pk < 0) return;
     int rk = group_end(h, pk);
-    if (rk < 0 || !suffix_ok(h, rk + 1)) return;
+    if (rk < 0) return;
+    if ((lang == SM_LANG_C || lang == SM_LANG_CPP) && tk_ident(h, pk + 1)) {
+        /* names wrapped by macros: `__NTH (name (params))`, `TRANS(name)(params)` */
+        if (tk_ch(h, pk + 2, '(') && group_end(h, pk + 2) == rk - 1) name_first = name_last = pk + 1;
+        else if (rk == pk + 2 && tk_ch(h, rk + 1, '(')) { name_first = name_last = pk + 1; rk = group_end(h, rk + 1); if (rk < 0) return; }
+    }
+    if (!suffix_ok(h, rk + 1)) return;
 
     int in_type = sc->inner == B_CLASS || sc->inner == B_CONTAINER;
     if (js && tk_is(h, nk, "function")) { /* anonymous: `name = function (...) {`, `name: function (...) {` */

@@ -13,7 +13,7 @@
 #include "collect_license.h"
 #include "sha256.h"
 
-enum { HEAD_BYTES = 4096, GENERATED_BYTES = 2048, GENERATED_LINES = 12, MINIFIED_MIN_BYTES = 1024, MINIFIED_MEAN_LINE = 300,
+enum { GENERATED_BYTES = 2048, GENERATED_LINES = 12, MINIFIED_MIN_BYTES = 1024, MINIFIED_MEAN_LINE = 300,
        MINIFIED_MAX_LINE = 20000 };
 
 void collect_walk_free(collect_walk *w) {
@@ -227,7 +227,7 @@ int collect_file(collect_walk *w, size_t len, long long size, const char *dir_li
         st->skipped[SM_SKIP_NON_UTF8]++;
         return 0;
     }
-    lang = sm_lang_detect(w->path, s, n < HEAD_BYTES ? n : HEAD_BYTES);
+    lang = sm_lang_detect(w->path, s, n); /* a .h file is C++ if C++ shows anywhere in it */
     if (lang == SM_LANG_NONE) { st->skipped[SM_SKIP_NOT_SOURCE]++; return 0; }
     if (is_generated(s, n)) { st->skipped[SM_SKIP_GENERATED]++; return 0; }
     if (is_minified(s, n)) { st->skipped[SM_SKIP_MINIFIED]++; return 0; }
