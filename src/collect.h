@@ -10,7 +10,8 @@
  * target at the end, so a reader never sees half a file (or to stdout for "-").
  *
  * The walk skips .git, honours .gitignore files (collect_ignore.h), never follows symbolic links
- * (so links cannot loop) and never enters a directory twice (device and inode). Files that are
+ * (so links cannot loop) and never enters a folder that it is already inside (same device and
+ * inode: bind mounts, hard-linked folders), nor goes deeper than 128 folders. Files that are
  * ignored, not source, huge, binary, not UTF-8, generated or minified, and folders or files that
  * cannot be read, are skipped and counted by reason; none of these stops the walk.
  */
@@ -39,7 +40,7 @@ typedef enum sm_skip {
     SM_SKIP_UNREADABLE,      /* a file that could not be opened or read */
     SM_SKIP_UNREADABLE_DIR,  /* a folder that could not be listed */
     SM_SKIP_SYMLINK,         /* a symbolic link (never followed) */
-    SM_SKIP_LOOP,            /* a folder already walked (bind mounts, hard-linked folders) */
+    SM_SKIP_LOOP,            /* a folder inside itself (bind mount), or one nested too deep */
     SM_SKIP_SPECIAL,         /* a FIFO, socket or device */
     SM_SKIP_COUNT
 } sm_skip;
