@@ -216,6 +216,21 @@ static const char *const class_modifiers[] = {
 
 static int suffix_ok(const header *h, int k);
 
+/* Does the group opened at k hold a macro's arguments rather than C parameters: a number
+ * directly inside it (array sizes sit inside [ ]), or nothing but another group, `((...))`? */
+static int macro_arguments(const header *h, int k) {
+    int r = group_end(h, k);
+    if (r < 0) return 0;
+    if (tk_ch(h, k + 1, '(') && group_end(h, k + 1) == r - 1) return 1;
+    int depth = 0;
+    for (int j = k + 1; j < r; j++) {
+        if (tk_ch(h, j, '(') || tk_ch(h, j, '[')) depth++;
+        else if (tk_ch(h, j, ')') || tk_ch(h, j, ']')) depth--;
+        else if (!depth && tk_ptr(h, j)[0] >= '0' && tk_ptr(h, j)[0] <= '9') return 1;
+    }
+    return 0;
+}
+
 /* The '(' of a parameter list, or -1 when there is none. *name_k is the token before which the
  * modifiers and return type stand; the name is tokens *name_first..*name_last (a computed
  * JavaScript name `[Symbol.iterator]` is the inside of its brackets). In C-like languages the
@@ -263,6 +278,12 @@ static int find_params(const header *h, int *name_k, int *name_first, int *name_
         if (js) {
             int r = group_end(h, k);
             if (r < 0 || !suffix_ok(h, r + 1)) continue;
+        }
+        if (lang == SM_LANG_C && macro_arguments(h, k)) { /* `ATTR(2, 3) int name(params)` */
+            int r = group_end(h, k);
+            int more = 0;
+            for (int j = r + 1; r > 0 && j < h->n; j++) more |= tk_ch(h, j, '(');
+            if (more) { k = r; continue; }
         }
         *name_k = nk;
         *name_first = first;
@@ -474,6 +495,11 @@ static void analyze_c_family(const header *h, block *b, const scope *sc) {
                 else n_type++;
                 j--;
                 continue;
+            }
+            if (tk_ch(h, j, ')') && lang != SM_LANG_JAVA) { /* a macro with arguments: `ATTR(2, 3) int name(` */
+                int g = group_start(h, j);
+                if (g > 0 && tk_ident(h, g - 1)) { j = g - 2; continue; }
+                break;
             }
             if (tk_ch(h, j, '*') || tk_ch(h, j, '&') || tk_is(h, j, "&&") || tk_is(h, j, "::") ||
                 (lang == SM_LANG_JAVA && (tk_ch(h, j, '.') || tk_ch(h, j, '?')))) { j--; continue; }
