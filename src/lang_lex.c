@@ -246,6 +246,38 @@ static size_t heredoc_bodies(lexer *L, size_t i) {
     return j;
 }
 
+/* Is the preprocessor directive word at d (before e) word? */
+static int directive_is(const lexer *L, size_t d, size_t e, const char *word) {
+    size_t k = strlen(word);
+    return d + k <= e && !memcmp(L->s + d, word, k) && (d + k == e || !is_ident_char((unsigned char)L->s[d + k]));
+}
+
+/* Is the condition after "#if" at d (before e) just 0? */
+static int if_zero(const lexer *L, size_t d, size_t e) {
+    while (d < e && is_blank(L->s[d])) d++;
+    if (d >= e || L->s[d] != '0') return 0;
+    d++;
+    while (d < e && is_blank(L->s[d])) d++;
+    return d == e || L->s[d] == '/';
+}
+
+/* The start of the line of the #endif (or, when stop_at_else, the #else / #elif) that ends
+ * the conditional branch whose directive line ends at e; the end of the text when none does. */
+static size_t matching_directive(const lexer *L, size_t e, int stop_at_else) {
+    int depth = 0;
+    for (size_t j = e + 1; j < L->n; j = line_end(L, j) + 1) {
+        size_t d = j, end = line_end(L, j);
+        while (d < end && is_blank(L->s[d])) d++;
+        if (d >= end || L->s[d] != '#') continue;
+        d++;
+        while (d < end && is_blank(L->s[d])) d++;
+        if (directive_is(L, d, end, "if") || directive_is(L, d, end, "ifdef") || directive_is(L, d, end, "ifndef")) depth++;
+        else if (directive_is(L, d, end, "endif")) { if (depth-- == 0) return j; }
+        else if (depth == 0 && stop_at_else && (directive_is(L, d, end, "else") || directive_is(L, d, end, "elif"))) return j;
+    }
+    return L->n;
+}
+
 /* Constructs that only start at the beginning of a line: C preprocessor lines, Perl POD, Ruby
  * =begin blocks, __END__. i is the line's first byte; returns where lexing goes on. */
 static size_t line_start(lexer *L, size_t i) {
@@ -259,8 +291,24 @@ static size_t line_start(lexer *L, size_t i) {
         size_t e = line_end(L, j);
         while (e < L->n && e > j && (L->s[e - 1] == '\\' || (L->s[e - 1] == '\r' && e >= 2 && L->s[e - 2] == '\\')))
             e = line_end(L, e + 1);
-        hide_comment(L, i, e);
-        return e;
+        size_t d = j + 1;
+        while (d < e && is_blank(L->s[d])) d++;
+        int is_else = directive_is(L, d, e, "else") || directive_is(L, d, e, "elif");
+        int is_if0 = directive_is(L, d, e, "if") && if_zero(L, d + 2, e);
+        if (!is_else && !is_if0) { hide_comment(L, i, e); return e; }
+        /* Only one branch of a conditional is read, so that braces are not doubled: the
+         * first one, or the #else of an "#if 0". */
+        size_t k = matching_directive(L, e, is_if0);
+        hide_comment(L, i, k);
+        if (k >= L->n) return L->n;
+        size_t kd = k;
+        while (kd < L->n && (is_blank(L->s[kd]) || L->s[kd] == '#')) kd++;
+        if (is_if0 && !directive_is(L, kd, line_end(L, k), "endif")) { /* read the #else branch */
+            size_t ke = line_end(L, k);
+            hide_comment(L, k, ke);
+            return ke;
+        }
+        return line_start(L, k);
     }
     case SM_LANG_PERL:
     case SM_LANG_RUBY: {

@@ -140,6 +140,8 @@ static void test_lexer(void) {
                H("'{'", "\"\"a\n{ def b\n\"\"\"", "# { comment", "'\\'{'"), "keep()");
     check_view(SM_LANG_C, "#define X {\n#if A \\\n  {\n#endif\nchar c = '{'; /* { */ // {\nconst char *s = \"}\\\"}\";\nkeep();\n",
                H("#define X {", "'{'", "/* { */", "// {", "\"}\\\"}\""), "keep();");
+    check_view(SM_LANG_C, "#ifdef A\nint f(int a) {\n#else\nint f(void) {\n#endif\n#if 0\nold() {\n#else\nnew_one() {\n#endif\n",
+               H("int f(void) {", "old() {"), "new_one() {");
     check_view(SM_LANG_CPP, "auto s = R\"x(a )\" { )x\"; int n = 1'000; char c = '}';\nkeep();\n",
                H("R\"x(a )\" { )x\"", "'}'"), "keep();");
     check_view(SM_LANG_GO, "s := `raw {\n}`\nr := '{'\nkeep()\n", H("`raw {\n}`", "'{'"), "keep()");
