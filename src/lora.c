@@ -246,8 +246,13 @@ void sm_lora_merge_into(float *w, const sm_lora *l, float scale, int layer, sm_p
 
 int sm_lora_merge_gguf(const sm_model *m, const sm_lora *const *adapters, const float *scales, int n, const char *path, sm_error *err) {
     const sm_gguf *g = m->gguf;
+    char fingerprint[65] = "";
     for (int i = 0; i < n; i++) {
-        int rc = sm_lora_check_base(adapters[i], "(adapter to merge)", m, NULL, err);
+        if (adapters[i]->base_fingerprint[0] && !fingerprint[0] && sm_model_fingerprint(m, fingerprint))
+            return sm_err(err, SM_ENOMEM, "out of memory fingerprinting %s", sm_gguf_path(g));
+        char name[32];
+        snprintf(name, sizeof name, "number %d", i + 1);
+        int rc = sm_lora_check_base(adapters[i], name, m, fingerprint[0] ? fingerprint : NULL, err);
         if (rc) return rc;
     }
     sm_gguf_writer *w = sm_gguf_writer_new();

@@ -16,6 +16,7 @@ static void usage(FILE *f) {
             "usage: snipmeta convert llama2c CKPT.bin TOKENIZER.bin -o OUT.gguf\n"
             "       snipmeta convert peft DIR -m BASE.gguf -o OUT.gguf [--task T]\n"
             "       snipmeta convert lora A.gguf --peft -o DIR [-m BASE.gguf]\n"
+            "       snipmeta convert lora A.gguf[:S]... --merge -m BASE.gguf -o MERGED.gguf\n"
             "       snipmeta convert lora --init -m BASE.gguf -o A.gguf [--rank R] [--alpha A] [--rslora]\n"
             "                [--targets q,k,v,o] [--seed S] [--b-std X] [--task T] [--activated]\n"
             "\n"
@@ -31,6 +32,8 @@ static void usage(FILE *f) {
             "  order for llama and mistral) and its fingerprint, which the adapter then carries.\n"
             "lora --peft: the other way; with -m the adapter is first checked against that base, whose\n"
             "  general.name becomes base_model_name_or_path.\n"
+            "lora --merge: a copy of BASE whose targeted projections are F32 W + S*s*B*A, summed over\n"
+            "  the adapters (scale S, default 1), for a single-task deployment without adapters.\n"
             "lora --init: a fresh adapter for BASE: A Kaiming-uniform as PEFT, B zero, or with --b-std X\n"
             "  uniform with standard deviation X (a non-identity adapter for tests). Defaults: rank 8,\n"
             "  alpha 16, targets q,k,v,o, seed 1.\n"
@@ -72,9 +75,13 @@ static int convert_llama2c(int argc, char **argv) {
     return EXIT_OK;
 }
 
+enum { MAX_MERGE = 16 };
+
 typedef struct {
     const char *input, *out, *base, *task;
-    int peft, init, quiet, rank, rslora, activated;
+    const char *inputs[MAX_MERGE];
+    int n_inputs;
+    int peft, init, merge, quiet, rank, rslora, activated;
     double alpha, b_std;
     unsigned targets;
     unsigned long long seed;
@@ -92,6 +99,7 @@ static int parse_lora_args(int argc, char **argv, lora_options *o) {
         else if (!strcmp(a, "--task")) { NEED_VALUE(); o->task = v; }
         else if (!strcmp(a, "--peft")) o->peft = 1;
         else if (!strcmp(a, "--init")) o->init = 1;
+        else if (!strcmp(a, "--merge")) o->merge = 1;
         else if (!strcmp(a, "--rslora")) o->rslora = 1;
         else if (!strcmp(a, "--activated")) o->activated = 1;
         else if (!strcmp(a, "-q")) o->quiet = 1;
@@ -115,11 +123,13 @@ static int parse_lora_args(int argc, char **argv, lora_options *o) {
             if (sm_lora_parse_targets(v, &o->targets))
                 return cli_usage_error("convert", "--targets wants a list of q,k,v,o,gate,up,down (or attn, mlp, all), not '%s'", v);
         } else if (a[0] == '-' && a[1]) return cli_usage_error("convert", "unknown option '%s'", a);
-        else if (o->input) return cli_usage_error("convert", "unexpected argument '%s'", a);
-        else o->input = a;
+        else if (o->n_inputs == MAX_MERGE) return cli_usage_error("convert", "unexpected argument '%s'", a);
+        else o->inputs[o->n_inputs++] = a;
 #undef NEED_VALUE
     }
     if (!o->out) return cli_usage_error("convert", "%s needs -o", argv[1]);
+    if (o->n_inputs > 1 && !o->merge) return cli_usage_error("convert", "unexpected argument '%s'", o->inputs[1]);
+    o->input = o->inputs[0];
     return 0;
 }
 
@@ -162,6 +172,36 @@ static int convert_peft(int argc, char **argv) {
     return rc;
 }
 
+/* convert lora A.gguf[:S]... --merge -m BASE.gguf -o MERGED.gguf */
+static int merge_loras(const lora_options *o) {
+    if (!o->base) return cli_usage_error("convert", "lora --merge needs the base model (-m BASE.gguf)");
+    sm_lora *loras[MAX_MERGE] = {0};
+    float scales[MAX_MERGE];
+    char fingerprint[65];
+    int rc = EXIT_OK;
+    sm_error err = {0};
+    sm_model *m = load_base(o->base, fingerprint, &rc);
+    if (!m) return rc;
+    for (int i = 0; i < o->n_inputs && !rc; i++) {
+        /* PATH[:SCALE], as generate --lora */
+        const char *arg = o->inputs[i], *colon = strrchr(arg, ':');
+        double x;
+        size_t len = strlen(arg);
+        scales[i] = 1.0f;
+        if (colon && !cli_parse_float(colon + 1, &x)) scales[i] = (float)x, len = (size_t)(colon - arg);
+        char *path = strndup(arg, len);
+        if (!path) { fprintf(stderr, "snipmeta convert: out of memory\n"); rc = EXIT_FAIL; break; }
+        loras[i] = sm_lora_load_gguf(path, &err);
+        if (!loras[i] || sm_lora_check_base(loras[i], path, m, fingerprint, &err)) rc = cli_report(&err);
+        free(path);
+    }
+    if (!rc && sm_lora_merge_gguf(m, (const sm_lora *const *)loras, scales, o->n_inputs, o->out, &err)) rc = cli_report(&err);
+    if (!rc && !o->quiet) fprintf(stderr, "wrote %s: %s with %d adapter%s merged\n", o->out, o->base, o->n_inputs, o->n_inputs > 1 ? "s" : "");
+    for (int i = 0; i < o->n_inputs; i++) sm_lora_free(loras[i]);
+    sm_model_free(m);
+    return rc;
+}
+
 static int convert_lora(int argc, char **argv) {
     lora_options o;
     int rc = parse_lora_args(argc, argv, &o);
@@ -194,6 +234,7 @@ static int convert_lora(int argc, char **argv) {
         goto done;
     }
     if (!o.input) return cli_usage_error("convert", "lora needs the adapter A.gguf (or --init)");
+    if (o.merge) return merge_loras(&o);
     if (!o.peft) return cli_usage_error("convert", "lora converts to PEFT only: add --peft");
     if (!(l = sm_lora_load_gguf(o.input, &err))) { rc = cli_report(&err); goto done; }
     const char *base_name = "";
