@@ -164,6 +164,7 @@ static int read_specials(const meta *m, sm_tokenizer *t) {
         t->add_space_prefix = 1;
     } else {
         t->bos = t->eos = n > 11 ? 11 : -1;
+        if (!strcmp(t->pre, "chatglm-bpe")) t->bos = -1; /* as llama.cpp: ChatGLM has no BOS */
         t->add_bos = sm_pretok_add_bos(t->pretok);
         t->ignore_merges = sm_pretok_ignore_merges(t->pretok);
     }
