@@ -4,7 +4,8 @@
  * attention scores under HF's and llama.cpp's rotations), the base fingerprint and its refusal,
  * truncated and corrupt files, the unmerged product in the forward pass against an independent
  * merged model W + s*B*A for every stored base type, sm_lora_merge_gguf against the same, and the
- * activated adapter's start position. argv[1]: the shared directory (its llama-spm vocabulary). */
+ * activated adapter's start position; seeded byte mutations of both file kinds (run it under
+ * ASan: `cmake -DSM_SANITIZE=ON`). argv[1]: the shared directory (its llama-spm vocabulary). */
 #include "gguf.h"
 #include "kernels.h"
 #include "lora.h"
@@ -179,6 +180,42 @@ static void write_all(const char *path, const void *buf, size_t n) {
     fclose(f);
 }
 
+/* Seeded mutations of a valid file: 1-4 random bytes changed; whatever opens must be readable
+ * in full (ASan catches a read outside the buffer). Returns how many opened. */
+static int mutate_and_open(const unsigned char *good, size_t size, int iterations, int safetensors) {
+    unsigned char *buf = malloc(size);
+    int opened = 0;
+    for (int it = 0; it < iterations; it++) {
+        memcpy(buf, good, size);
+        int n = 1 + (int)((urand() + 1) * 2);
+        for (int k = 0; k < n; k++) {
+            /* mostly the header, where the lengths and offsets are */
+            size_t span = urand() < 0.6f ? (size < 2600 ? size : 2600) : size;
+            size_t at = (size_t)((urand() + 1) * 0.5f * (float)span) % size;
+            buf[at] = (unsigned char)((urand() + 1) * 128);
+        }
+        sm_error err = {0};
+        double sum = 0;
+        if (safetensors) {
+            sm_safetensors *st = sm_safetensors_open_memory(buf, size, "mutated.safetensors", &err);
+            for (int i = 0; st && i < sm_safetensors_n_tensors(st); i++) {
+                const sm_st_tensor *t = sm_safetensors_tensor_at(st, i);
+                for (size_t b = 0; b < t->nbytes; b++) sum += ((const unsigned char *)t->data)[b];
+            }
+            opened += st != NULL;
+            sm_safetensors_close(st);
+        } else {
+            sm_lora *l = sm_lora_load_gguf_memory(buf, size, "mutated.gguf", &err);
+            for (size_t i = 0; l && i < l->n_params; i++) sum += l->params[i];
+            opened += l != NULL;
+            sm_lora_free(l);
+        }
+        (void)sum;
+    }
+    free(buf);
+    return opened;
+}
+
 static void test_gguf_file(const sm_model *m, const sm_model *other) {
     sm_error err = {0};
     sm_lora *l = random_adapter(m, 4, 8.0f, 1, SM_LORA_TARGETS_ATTN | (1u << SM_PROJ_DOWN), 0.05f);
@@ -223,6 +260,7 @@ static void test_gguf_file(const sm_model *m, const sm_model *other) {
         sm_lora_free(t);
     }
     CHECK(refused == tried, "%d of %d truncations accepted", tried - refused, tried);
+    int opened = buf ? mutate_and_open(buf, size, 3000, 0) : 0;
     size_t at_name = 0; /* a tensor name changed to something that is no projection */
     for (size_t i = 0; buf && i + 10 < size; i++)
         if (!memcmp(buf + i, "attn_q.weight", 13)) { at_name = i; break; }
@@ -241,7 +279,7 @@ static void test_gguf_file(const sm_model *m, const sm_model *other) {
         CHECK(!t && strstr(err.msg, "non-finite"), "a NaN is not refused: %s", err.msg);
         sm_lora_free(t);
     }
-    printf("gguf: round trip exact; %d truncations, a renamed tensor and a NaN refused\n", tried);
+    printf("gguf: round trip exact; %d truncations, a renamed tensor and a NaN refused; 3000 mutations, %d opened\n", tried, opened);
     free(buf);
     sm_lora_free(r);
     sm_lora_free(l);
@@ -318,6 +356,7 @@ static void test_peft_file(const sm_model *m) {
         CHECK(!t, "corrupt safetensors header %zu accepted: %s", i, bad[i]);
         sm_safetensors_close(t);
     }
+    int opened = buf ? mutate_and_open(buf, size, 3000, 1) : 0;
     if (buf) { /* a truncated file in the adapter directory: the loader names it */
         write_all(path_in_dir("peft/adapter_model.safetensors"), buf, size - 10);
         sm_lora *t = sm_lora_load_peft(peft, &m->config, &err);
@@ -328,7 +367,8 @@ static void test_peft_file(const sm_model *m) {
     sm_lora *t = sm_lora_load_peft(peft, &m->config, &err);
     CHECK(!t && strstr(err.msg, "adapter_config.json"), "a corrupt adapter_config.json is not refused by name: %s", err.msg);
     sm_lora_free(t);
-    printf("safetensors: %d truncations and %zu corrupt headers refused\n", tried, sizeof bad / sizeof bad[0]);
+    printf("safetensors: %d truncations and %zu corrupt headers refused; 3000 mutations, %d opened\n", tried,
+           sizeof bad / sizeof bad[0], opened);
     free(buf);
     sm_lora_free(r);
     sm_lora_free(l);
