@@ -1,10 +1,11 @@
 /* kernels_avx2.c: the AVX2 path of the kernels (kernels_isa.h), for CPUs with AVX2, FMA and F16C
  * but no AVX-512. Compiled for that instruction set whatever the build's -march.
  *
- * Float weights: a 4-row GEMV for one token; for more, a packed 16-row panel (f32, k-major) and a
- * 6-token x 16-row tile of broadcast FMAs. Quantized weights: the activations as Q8_0 blocks
- * (sm_quantize_row), each 32-block dot with llama.cpp's sign trick (|w| times x with w's sign,
- * vpmaddubsw, exact in int16 since |w|,|x| <= 127... and Q4_0's q - 8 >= -8).
+ * Float weights: a row-after-row GEMV for one token; for more, a packed 16-row panel (f32,
+ * k-major) and a 6-token x 16-row tile of broadcast FMAs. Quantized weights: the activations as
+ * Q8_0 blocks (sm_quantize_row), each 32-block dot by the sign trick: |w| (unsigned) times x with
+ * w's sign, vpmaddubsw, whose int16 pair sums cannot saturate as |w| <= 127 (Q8_0) or 8 (Q4_0's
+ * q - 8) and |x| <= 127. One weight row and one token at a time: a fallback, not tuned further.
  */
 #if defined(__x86_64__) || defined(__i386__)
 #pragma GCC target("avx2,fma,f16c")
