@@ -151,7 +151,7 @@ static const char *isas[N_ISA] = {"avx512", "avx2", "scalar"};
 static int isa_ok[N_ISA];
 
 static void check_matmul(int type) {
-    diff d[N_ISA][2] = {{{0}}};
+    diff d[N_ISA][2] = {{{0}}}, same[N_ISA] = {{0}};
     for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
         for (size_t b = 0; b < (type == SM_TYPE_Q8_0 || type == SM_TYPE_Q4_0 ? N_INS_QUANT : sizeof ins / sizeof *ins); b++)
             for (size_t c = 0; c < sizeof outs / sizeof *outs; c++) {
@@ -161,6 +161,7 @@ static void check_matmul(int type) {
                 sm_type_row_bytes(type, in, &wrow);
                 float *x = xmalloc(sizeof(float) * n * in), *wf = xmalloc(sizeof(float) * out * in);
                 float *yr = xmalloc(sizeof(float) * n * out), *y = xmalloc(sizeof(float) * n * out);
+                float *y1 = xmalloc(sizeof(float) * n * out);
                 unsigned char *w = xmalloc(wrow * out);
                 fill(x, (size_t)n * in, 1.0f);
                 fill(wf, (size_t)out * in, 1.0f);
@@ -174,15 +175,22 @@ static void check_matmul(int type) {
                         for (size_t k = 0; k < (size_t)n * out; k++) y[k] = NAN;
                         matmul_forward(y, x, w, type, n, in, out);
                         for (size_t k = 0; k < (size_t)n * out; k++) diff_add(&d[i][th - 1], y[k], yr[k], 2e-6 * in + 1e-5 * fabsf(yr[k]));
+                        if (th == 1) memcpy(y1, y, sizeof(float) * n * out);
+                        else /* each output is one thread's work: the thread count changes no bit */
+                            for (size_t k = 0; k < (size_t)n * out; k++) diff_add(&same[i], y[k], y1[k], 0);
                     }
                 }
-                free(x); free(wf); free(yr); free(y); free(w);
+                free(x); free(wf); free(yr); free(y); free(y1); free(w);
             }
     for (int i = 0; i < N_ISA; i++)
         for (int th = 0; th < 2 && isa_ok[i]; th++) {
             char what[96];
             snprintf(what, sizeof what, "[%s t%d] matmul %s", isas[i], th + 1, sm_type_name(type));
             report(what, &d[i][th]);
+            if (th == 1) {
+                snprintf(what, sizeof what, "[%s] matmul %s: t2 == t1 bit for bit", isas[i], sm_type_name(type));
+                report(what, &same[i]);
+            }
         }
 }
 
