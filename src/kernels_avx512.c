@@ -99,29 +99,29 @@ static void avx512_swiglu(float *h, const float *gate, const float *up, int n) {
 
 /* ---- attention ------------------------------------------------------------------------------ */
 
-/* 16 scores q.k_j * scale for keys j0..j0+15 into att. */
+/* 16 scores q.k_j * scale for keys j0..j0+15 into att, eight keys at a time (eight row
+ * pointers and accumulators leave the compiler registers to spare). */
 INLINE void scores16(float *att, const float *q, const float *k, int j0, int kv_stride, int head_dim, float scale) {
     const int full = head_dim / 16;
     const __mmask16 mt = tail_mask(head_dim % 16);
-    const float *kb = k + (size_t)j0 * kv_stride;
-    __m512 s[16];
-#pragma GCC unroll 16
-    for (int u = 0; u < 16; u++) s[u] = _mm512_setzero_ps();
-    for (int c = 0; c < full; c++) { /* 16 independent FMAs per step */
-        const __m512 qc = _mm512_loadu_ps(q + 16 * c);
-#pragma GCC unroll 16
-        for (int u = 0; u < 16; u++) s[u] = _mm512_fmadd_ps(qc, _mm512_loadu_ps(kb + (size_t)u * kv_stride + 16 * c), s[u]);
+    for (int h8 = 0; h8 < 16; h8 += 8) {
+        const float *kb = k + (size_t)(j0 + h8) * kv_stride;
+        __m512 s[8];
+#pragma GCC unroll 8
+        for (int u = 0; u < 8; u++) s[u] = _mm512_setzero_ps();
+        for (int c = 0; c < full; c++) { /* eight independent FMAs per step */
+            const __m512 qc = _mm512_loadu_ps(q + 16 * c);
+#pragma GCC unroll 8
+            for (int u = 0; u < 8; u++) s[u] = _mm512_fmadd_ps(qc, _mm512_loadu_ps(kb + (size_t)u * kv_stride + 16 * c), s[u]);
+        }
+        if (mt) {
+            const __m512 qc = _mm512_maskz_loadu_ps(mt, q + 16 * full);
+#pragma GCC unroll 8
+            for (int u = 0; u < 8; u++) s[u] = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(mt, kb + (size_t)u * kv_stride + 16 * full), s[u]);
+        }
+        const __m256 sum = _mm256_insertf128_ps(_mm256_castps128_ps256(reduce4(s[0], s[1], s[2], s[3])), reduce4(s[4], s[5], s[6], s[7]), 1);
+        _mm256_storeu_ps(att + j0 + h8, _mm256_mul_ps(sum, _mm256_set1_ps(scale)));
     }
-    if (mt) {
-        const __m512 qc = _mm512_maskz_loadu_ps(mt, q + 16 * full);
-#pragma GCC unroll 16
-        for (int u = 0; u < 16; u++) s[u] = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(mt, kb + (size_t)u * kv_stride + 16 * full), s[u]);
-    }
-    __m512 sum = _mm512_castps128_ps512(reduce4(s[0], s[1], s[2], s[3]));
-    sum = _mm512_insertf32x4(sum, reduce4(s[4], s[5], s[6], s[7]), 1);
-    sum = _mm512_insertf32x4(sum, reduce4(s[8], s[9], s[10], s[11]), 2);
-    sum = _mm512_insertf32x4(sum, reduce4(s[12], s[13], s[14], s[15]), 3);
-    _mm512_storeu_ps(att + j0, _mm512_mul_ps(sum, _mm512_set1_ps(scale)));
 }
 
 INLINE float score1(const float *q, const float *kj, int head_dim, float scale) {
