@@ -124,6 +124,31 @@ INLINE void scores16(float *att, const float *q, const float *k, int j0, int kv_
     }
 }
 
+/* Scores of H (1..4) query heads (q_h at q + h*head_dim, their rows at att + h*n_kv) against the
+ * four keys j0..j0+3: each key load serves all the heads. */
+INLINE void scores4(float *att, int n_kv, const float *q, const float *k, int j0, int kv_stride, int head_dim,
+                    float scale, const int H) {
+    const float *kb = k + (size_t)j0 * kv_stride;
+    __m512 s[4][4];
+#pragma GCC unroll 4
+    for (int h = 0; h < H; h++) s[h][0] = s[h][1] = s[h][2] = s[h][3] = _mm512_setzero_ps();
+    for (int c = 0; c < head_dim; c += 16) {
+        const __mmask16 m = head_dim - c >= 16 ? 0xffff : tail_mask(head_dim - c);
+        __m512 kv[4];
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) kv[u] = _mm512_maskz_loadu_ps(m, kb + (size_t)u * kv_stride + c);
+#pragma GCC unroll 4
+        for (int h = 0; h < H; h++) {
+            const __m512 qc = _mm512_maskz_loadu_ps(m, q + (size_t)h * head_dim + c);
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) s[h][u] = _mm512_fmadd_ps(qc, kv[u], s[h][u]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int h = 0; h < H; h++)
+        _mm_storeu_ps(att + (size_t)h * n_kv + j0, _mm_mul_ps(reduce4(s[h][0], s[h][1], s[h][2], s[h][3]), _mm_set1_ps(scale)));
+}
+
 INLINE float score1(const float *q, const float *kj, int head_dim, float scale) {
     __m512 s = _mm512_setzero_ps();
     int c = 0;
@@ -170,8 +195,19 @@ INLINE void weighted_values(float *out, const float *v, const float *att, int n_
 static void avx512_attention_heads(float *out, const float *q, const float *k, const float *v, float *att,
                                    int n_q, int n_kv, int kv_stride, int head_dim, float scale) {
     int j = 0;
-    for (; j + 16 <= n_kv; j += 16) /* a block of keys stays in L1 while every head scores it */
-        for (int h = 0; h < n_q; h++) scores16(att + (size_t)h * n_kv, q + (size_t)h * head_dim, k, j, kv_stride, head_dim, scale);
+    if (n_q == 1) /* one head: sixteen keys at a time keep more FMAs in flight */
+        for (; j + 16 <= n_kv; j += 16) scores16(att, q, k, j, kv_stride, head_dim, scale);
+    for (; j + 4 <= n_kv; j += 4)
+        for (int h = 0; h < n_q; h += 4) {
+            float *a = att + (size_t)h * n_kv;
+            const float *qh = q + (size_t)h * head_dim;
+            switch (n_q - h < 4 ? n_q - h : 4) {
+            case 4: scores4(a, n_kv, qh, k, j, kv_stride, head_dim, scale, 4); break;
+            case 3: scores4(a, n_kv, qh, k, j, kv_stride, head_dim, scale, 3); break;
+            case 2: scores4(a, n_kv, qh, k, j, kv_stride, head_dim, scale, 2); break;
+            default: scores4(a, n_kv, qh, k, j, kv_stride, head_dim, scale, 1); break;
+            }
+        }
     for (; j < n_kv; j++)
         for (int h = 0; h < n_q; h++) att[(size_t)h * n_kv + j] = score1(q + (size_t)h * head_dim, k + (size_t)j * kv_stride, head_dim, scale);
     for (int h = 0; h < n_q; h++) avx512_softmax(att + (size_t)h * n_kv, n_kv);
