@@ -8,7 +8,11 @@
  * work on that flat buffer. Files: GGUF LoRA as llama.cpp writes it (general.type=adapter,
  * adapter.type=lora, adapter.lora.alpha, tensors blk.N.attn_q.weight.lora_a {in, rank} and
  * .lora_b {rank, out}) plus snipmeta.* keys; and PEFT (adapter_model.safetensors +
- * adapter_config.json).
+ * adapter_config.json). The inference context applies adapters unmerged
+ * (sm_context_set_adapters in model.h, from an optional start position for activated adapters).
+ *
+ * Callers that train an adapter set base_fingerprint (sm_model_fingerprint) before saving it, so
+ * that loading it on any other base is refused.
  */
 #ifndef SM_LORA_H
 #define SM_LORA_H
@@ -65,7 +69,8 @@ void sm_lora_free(sm_lora *l); /* NULL-safe */
 void sm_lora_init(sm_lora *l, uint64_t seed);
 
 /* An adapter of n_layer layers, rank and targets whose projection p has dims[p][0] columns (in)
- * and dims[p][1] rows (out), zeroed, in the layout of sm_lora_new; for file readers, which learn
+ * and dims[p][1] rows (out), zeroed, in the layout of sm_lora_new, with alpha = rank (scale 1)
+ * and no arch or head counts; for file readers, which learn
  * the shapes from the file. Returns NULL with *err set (SM_EINVAL, SM_ENOMEM). */
 sm_lora *sm_lora_alloc(int n_layer, int rank, unsigned targets, const int dims[SM_PROJ_COUNT][2], sm_error *err);
 
