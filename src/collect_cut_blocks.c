@@ -83,9 +83,10 @@ int cut_python(sm_cut_list *out, const cut_src *src) {
             if (ln[k].indent <= d) break;
             last = k;
         }
-        /* decorators directly above, at the same indentation */
+        /* decorators above, at the same indentation (blank and comment lines may come between) */
         int first = l;
         for (int k = l - 1; k >= 0; k--) {
+            while (k > 0 && ln[k].blank && !ln[k].cont) k--;
             int s = k;
             while (s > 0 && ln[s].cont) s--;
             if (ln[s].blank || ln[s].indent != d || v[ln[s].text] != '@') break;
