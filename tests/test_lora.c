@@ -5,7 +5,7 @@
  * truncated and corrupt files, the unmerged product in the forward pass against an independent
  * merged model W + s*B*A for every stored base type, sm_lora_merge_gguf against the same, and the
  * activated adapter's start position; seeded byte mutations of both file kinds (run it under
- * ASan: `cmake -DSM_SANITIZE=ON`). argv[1]: the shared directory (its llama-spm vocabulary). */
+ * ASan: `cmake -DSM_SANITIZE=ON`). KEEP=1 keeps the temporary directory of models. argv[1]: the shared directory (its llama-spm vocabulary). */
 #include "gguf.h"
 #include "kernels.h"
 #include "lora.h"
@@ -528,6 +528,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 5; i++) test_forward(types[i], 10 + (uint64_t)i);
 
     sm_gguf_close(v);
+    if (getenv("KEEP")) return failures != 0;
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
