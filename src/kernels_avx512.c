@@ -441,11 +441,16 @@ INLINE void qtile(float *y, int ldy, const unsigned char *w, size_t row_bytes, c
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const xq_pair *xp = x + (size_t)r * xs + p;
-            const __m512i xv = _mm512_load_si512(xp->qs), start = _mm512_load_si512(xp->start);
+            const __m512i xv = _mm512_load_si512(xp->qs);
             const __m512 dx = _mm512_load_ps(xp->d);
 #pragma GCC unroll 8
             for (int c = 0; c < C; c++) {
-                const __m512i dot = _mm512_dpbusd_epi32(start, wq[c], xv);
+                /* vpdpbusd overwrites its accumulator: take `start` fresh from memory for each row
+                 * (a load) rather than let the compiler copy a register (an ALU op). The empty asm
+                 * hides that the address is the same. */
+                const int32_t *sp = xp->start;
+                __asm__("" : "+r"(sp));
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_load_si512(sp), wq[c], xv);
                 acc[c][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[c], dx), acc[c][r]);
             }
         }
