@@ -18,6 +18,10 @@ int cmd_init(int argc, char **argv);
 int cmd_collect(int argc, char **argv);
 int cmd_label(int argc, char **argv);
 int cmd_dataset(int argc, char **argv);
+int cmd_meta(int argc, char **argv);  /* all, title, describe, tags, links: argv[0] names the task */
+int cmd_serve(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv);
 
 /* Prints "snipmeta: <msg>" to stderr; returns the exit code for an error of that sm_E* code
  * (bad input files and arguments give 2, the rest 1). */

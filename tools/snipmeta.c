@@ -10,6 +10,12 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
+    {"all", cmd_meta, "a snippet's title, description, tags and links"},
+    {"title", cmd_meta, "a snippet's title"},
+    {"describe", cmd_meta, "a snippet's description"},
+    {"tags", cmd_meta, "a snippet's tags"},
+    {"links", cmd_meta, "a snippet's documentation links"},
+    {"serve", cmd_serve, "serve the metadata over HTTP (JSON API, OpenAI-compatible, web page)"},
     {"generate", cmd_generate, "continue a prompt with a model (and LoRA adapters)"},
     {"tokenize", cmd_tokenize, "text on stdin to token ids"},
     {"info", cmd_info, "show a GGUF file's metadata and tensor table"},
@@ -19,6 +25,8 @@ static const struct {
     {"collect", cmd_collect, "cut function-level snippets from source trees"},
     {"label", cmd_label, "label snippets with a teacher LLM (OpenAI-compatible API)"},
     {"dataset", cmd_dataset, "build per-task training sets from labels"},
+    {"train", cmd_train, "train a task's LoRA adapter (or a full fine-tune) on a base model"},
+    {"pretrain", cmd_pretrain, "pretrain a base model from random weights on text"},
 };
 
 static void usage(FILE *f) {
