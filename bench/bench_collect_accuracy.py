@@ -36,7 +36,7 @@ def main():
                 ids.add(o["id"])
                 if o["lang"] == "python":
                     snippets[o["path"]][o["lines"][0]] = (o["symbol"], o["lines"][1])
-    counts = collections.Counter()
+    counts = collections.Counter(wrong=0)
     wrong = []
     for path, got in snippets.items():
         try:
