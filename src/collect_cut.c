@@ -35,7 +35,10 @@ int cut_push(sm_cut_list *out, int line_start, int line_end, sm_cut_kind kind, c
     c->line_start = line_start;
     c->line_end = line_end;
     c->kind = kind;
-    if (name_len >= sizeof c->symbol) name_len = sizeof c->symbol - 1;
+    if (name_len >= sizeof c->symbol) { /* cut at a UTF-8 character boundary */
+        name_len = sizeof c->symbol - 1;
+        while (name_len > 0 && ((unsigned char)name[name_len] & 0xc0) == 0x80) name_len--;
+    }
     memcpy(c->symbol, name, name_len);
     c->symbol[name_len] = 0;
     return 0;

@@ -191,7 +191,8 @@ static int write_snippet(collect_walk *w, sm_lang lang, const char *license, con
     if (!o || !lines) { json_decref(o); json_decref(lines); return SM_ENOMEM; }
     json_object_set_new(o, "id", json_string(id));
     json_object_set_new(o, "lang", json_string(sm_lang_name(lang)));
-    json_object_set_new(o, "source", json_string(w->source));
+    json_t *source = json_string(w->source); /* NULL when the folder's name is not UTF-8 */
+    json_object_set_new(o, "source", source ? source : json_string("?"));
     json_object_set_new(o, "license", json_string(license));
     json_object_set_new(o, "path", json_string(w->path + w->display_skip));
     json_object_set_new(o, "symbol", json_string(cut->symbol));
