@@ -433,7 +433,20 @@ static void analyze_c_family(const header *h, block *b, const scope *sc) {
     if (ck >= 0 && (pk < 0 || tk_is(h, ck, "record") || lang != SM_LANG_CPP)) {
         if (!(lang == SM_LANG_CPP && pk >= 0)) { analyze_class(h, b, sc, ck); return; }
     }
-    if (pk < 0) return;
+    if (pk < 0) {
+        /* a Java record's compact constructor: `public Name {` */
+        static const char *const java_modifiers[] = {"public", "protected", "private", NULL};
+        int k = 0;
+        for (;;) {
+            int e = skip_decoration(h, k);
+            if (e > k) k = e;
+            else if (tk_in(h, k, java_modifiers)) k++;
+            else break;
+        }
+        if (lang == SM_LANG_JAVA && sc->inner == B_CLASS && k == n - 1 && tk_ident(h, k))
+            define(b, h, B_FUNC, SM_CUT_METHOD, 0, k, k);
+        return;
+    }
     int rk = group_end(h, pk);
     if (rk < 0) return;
     if ((lang == SM_LANG_C || lang == SM_LANG_CPP) && tk_ident(h, pk + 1)) {
