@@ -277,15 +277,24 @@ int sm_collect(const char *const *paths, int n_paths, const char *out_path, cons
         memcpy(w.path, p, len);
         w.path[len] = 0;
         root_source(w.source, sizeof w.source, w.path);
-        w.display_skip = (len >= 2 && p[0] == '.' && p[1] == '/') ? 2 : 0;
         struct stat st;
         if (stat(w.path, &st)) { stats->skipped[SM_SKIP_UNREADABLE]++; continue; }
         if (S_ISDIR(st.st_mode)) {
             const char *license = license_above(w.path);
-            if (len == 1 && p[0] == '.') w.display_skip = 2; /* "./x" is shown as "x" */
+            w.rel_off = len + 1;
             rc = walk_dir(&w, len, len + 1, license, 0);
         } else if (S_ISREG(st.st_mode)) {
+            /* a file root is shown below its folder's name: "folder/file.c" */
             const char *license = license_above(w.path);
+            char *slash = strrchr(w.path, '/');
+            if (slash && slash != w.path) {
+                *slash = 0;
+                root_source(w.source, sizeof w.source, w.path);
+                *slash = '/';
+            } else {
+                root_source(w.source, sizeof w.source, slash ? "/" : ".");
+            }
+            w.rel_off = slash ? (size_t)(slash - w.path) + 1 : 0;
             rc = collect_file(&w, len, (long long)st.st_size, license);
         } else {
             stats->skipped[SM_SKIP_SPECIAL]++;

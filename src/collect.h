@@ -6,7 +6,8 @@
  * object per snippet:
  *   {"id", "lang", "source", "license", "path", "symbol", "kind", "lines": [start, end], "code"}
  * (lines 1-based and inclusive; source is the name of the PATH argument the file was found
- * under; license an SPDX id or "unknown"). The output goes to a temporary file renamed over the
+ * under, and path the file's path below it, led by that name: "python3.11/json/decoder.py", never
+ * a local absolute path; license an SPDX id or "unknown"). The output goes to a temporary file renamed over the
  * target at the end, so a reader never sees half a file (or to stdout for "-").
  *
  * The walk skips .git, honours .gitignore files (collect_ignore.h), never follows symbolic links

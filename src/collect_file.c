@@ -194,7 +194,11 @@ static int write_snippet(collect_walk *w, sm_lang lang, const char *license, con
     json_t *source = json_string(w->source); /* NULL when the folder's name is not UTF-8 */
     json_object_set_new(o, "source", source ? source : json_string("?"));
     json_object_set_new(o, "license", json_string(license));
-    json_object_set_new(o, "path", json_string(w->path + w->display_skip));
+    /* the path below the walk root, led by the root's name (as "project/dir/file.c"), so that
+     * no local absolute path ends up in a data set */
+    char path[sizeof w->path + sizeof w->source];
+    snprintf(path, sizeof path, "%s/%s", w->source, w->path + w->rel_off);
+    json_object_set_new(o, "path", json_string(path));
     json_object_set_new(o, "symbol", json_string(cut->symbol));
     json_object_set_new(o, "kind", json_string(sm_cut_kind_name(cut->kind)));
     json_object_set_new(o, "lines", lines);

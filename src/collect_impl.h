@@ -19,8 +19,8 @@ typedef struct collect_walk {
     FILE *out;
     sm_ignore *ignore;
     char path[PATH_MAX];   /* the file or folder being looked at */
-    size_t display_skip;   /* leading bytes of path not shown in snippets ("./") */
-    char source[256];      /* the walk root's name */
+    char source[256];      /* the walk root's name (a file root: its folder's name) */
+    size_t rel_off;        /* where the path below the walk root (or that folder) starts in path */
     struct { dev_t dev; ino_t ino; } visited[COLLECT_MAX_DEPTH]; /* the folders being walked */
     int n_visited;
     char *buf;             /* the file's bytes */
