@@ -38,9 +38,10 @@ def main():
                     snippets[o["path"]][o["lines"][0]] = (o["symbol"], o["lines"][1])
     counts = collections.Counter(wrong=0)
     wrong = []
+    parent = os.path.dirname(os.path.abspath(tree.rstrip("/")))  # snippet paths start with the tree's name
     for path, got in snippets.items():
         try:
-            with open(path, encoding="utf-8") as f:
+            with open(os.path.join(parent, path), encoding="utf-8") as f:
                 src = f.read()
             module = ast.parse(src)
         except (SyntaxError, ValueError, OSError):
