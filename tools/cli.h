@@ -20,8 +20,6 @@ int cmd_label(int argc, char **argv);
 int cmd_dataset(int argc, char **argv);
 int cmd_meta(int argc, char **argv);  /* all, title, describe, tags, links: argv[0] names the task */
 int cmd_serve(int argc, char **argv);
-int cmd_meta(int argc, char **argv);  /* all, title, describe, tags, links: argv[0] names the task */
-int cmd_serve(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 
