@@ -167,8 +167,9 @@ INLINE void gemv_rows(float *y, const float *x, const void *w, const int type, i
     for (int o = o0; o < o1; o++) gemv_tile(y, x, w, type, in, o, 1);
 }
 
-#define PANEL 16
-#define TILE_T 6
+#define PANEL 16 /* weight rows per packed panel (two ymm); a chunk of rows holds whole panels */
+#define TILE_T 6  /* tokens per register tile */
+_Static_assert(SM_ROW_CHUNK % PANEL == 0, "whole panels per chunk of rows");
 
 static void pack_panel(float *p, const void *w, int type, int in, int o0, int rows) {
     for (int k = 0; k < in; k++)

@@ -257,6 +257,8 @@ INLINE void gemv_rows(float *y, const float *x, const void *w, const int type, i
 
 #define PANEL 32 /* weight rows per packed panel (two zmm) */
 #define TILE_T 8 /* tokens per register tile */
+_Static_assert(PANEL == SM_ROW_CHUNK, "one packed panel per chunk of rows");
+_Static_assert(TILE_T == SM_X_TILE, "prepare_x interleaves one register tile of tokens");
 
 /* Stores the transpose of the 8 x 8 block r: column i (r[0][i] .. r[7][i]) at dst + i*stride. */
 INLINE void store_transposed8(float *dst, size_t stride, const __m256 r[8]) {
