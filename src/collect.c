@@ -131,20 +131,29 @@ static int walk_dir(collect_walk *w, size_t len, size_t rel_off, const char *lic
     closedir(d);
     if (!rc && n_names > 1) qsort(names, (size_t)n_names, sizeof *names, by_name);
 
-    /* this folder's .gitignore and license file */
+    /* this folder's ignore rules: a checkout's .git/info/exclude, then its .gitignore, which
+     * wins where both match (git's order); and its license file */
     const char *rel = len > rel_off ? w->path + rel_off : "";
     char *ignore_text = NULL;
-    long ignore_len = 0;
-    if (!rc && len + 12 < sizeof w->path) {
-        memcpy(w->path + len, "/.gitignore", 12);
+    size_t ignore_len = 0;
+    static const char *const rule_files[] = {"/.git/info/exclude", "/.gitignore"};
+    for (int f = 0; f < 2 && !rc; f++) {
+        size_t k = strlen(rule_files[f]);
+        if (len + k >= sizeof w->path) continue;
+        memcpy(w->path + len, rule_files[f], k + 1);
         struct stat ist;
         if (stat(w->path, &ist) == 0 && S_ISREG(ist.st_mode) && ist.st_size < (1 << 20)) {
-            ignore_text = malloc((size_t)ist.st_size + 1);
-            if (ignore_text) ignore_len = read_small(w->path, ignore_text, (size_t)ist.st_size);
+            char *g = realloc(ignore_text, ignore_len + (size_t)ist.st_size + 2);
+            if (!g) rc = SM_ENOMEM;
+            else {
+                ignore_text = g;
+                long got = read_small(w->path, ignore_text + ignore_len, (size_t)ist.st_size);
+                if (got > 0) { ignore_len += (size_t)got; ignore_text[ignore_len++] = '\n'; }
+            }
         }
         w->path[len] = 0;
     }
-    if (!rc) rc = sm_ignore_push(w->ignore, rel, ignore_text, ignore_len > 0 ? (size_t)ignore_len : 0);
+    if (!rc) rc = sm_ignore_push(w->ignore, rel, ignore_text, ignore_len);
     free(ignore_text);
     if (rc) goto done;
     const char *here = folder_license(w, len, names, n_names);

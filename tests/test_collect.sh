@@ -60,6 +60,18 @@ awk -F'"lines": \\[' 'NF > 1 { split($2, a, /[],]/); if (a[2] - a[1] + 1 > 8) ba
 (cd "$fx" && "$bin" collect . -o "$tmp/small.jsonl" --max-file-bytes 1000 --stats "$tmp/small.json" -q) || fail "--max-file-bytes run failed"
 [ "$(stat_of "$tmp/small.json" huge)" -gt 0 ] || fail "--max-file-bytes 1000 skipped no file as huge"
 
+# 1b. a git checkout: .git is never walked, .git/info/exclude holds rules too
+repo=$tmp/checkout
+mkdir -p "$repo/.git/info" "$repo/.git/objects"
+printf 'def kept(a):\n    b = a\n    c = b\n    d = c\n    e = d\n    return e\n' > "$repo/kept.py"
+sed 's/def kept/def excluded/' "$repo/kept.py" > "$repo/excluded.py"
+sed 's/def kept/def in_git_dir/' "$repo/kept.py" > "$repo/.git/objects/hook.py"
+echo "excluded.py" > "$repo/.git/info/exclude"
+"$bin" collect "$repo" -o "$tmp/repo.jsonl" --stats "$tmp/repo.json" -q || fail "collect on a checkout exited $?"
+expect_stat "$tmp/repo.json" snippets 1
+expect_stat "$tmp/repo.json" ignored 1
+grep -q '"path": "checkout/kept.py"' "$tmp/repo.jsonl" || fail "checkout: kept.py missing or its path is not checkout/kept.py"
+
 # 2. bad input: a 1 GB sparse file, symbolic-link loops, an unreadable folder, a FIFO
 bad=$tmp/bad
 mkdir -p "$bad/locked"
