@@ -252,6 +252,7 @@ static void narrow(const sm_constraint *c, int depth, unsigned char b, int *lo, 
 }
 
 static int step(const sm_constraint *c, const char *first, sm_constraint_state *s, unsigned char b) {
+    if (b == 0) return -1; /* items end at NUL: a NUL byte would match their end */
     if (s->phase == 1) {
         if ((unsigned char)c->sep[s->depth] != b) return -1;
         if (++s->depth == c->sep_len) s->phase = 0, s->depth = 0, s->lo = 0, s->hi = c->n;
