@@ -8,7 +8,11 @@
  * q - 8) and |x| <= 127. One weight row and one token at a time: a fallback, not tuned further.
  */
 #if defined(__x86_64__) || defined(__i386__)
+#if defined(__clang__) /* clang ignores #pragma GCC target */
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC target("avx2,fma,f16c")
+#endif
 
 #include "kernels_isa.h"
 
@@ -306,4 +310,7 @@ const sm_kernel_ops sm_kernels_avx2 = {
     .attention_heads = avx2_attention_heads,
 };
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #endif

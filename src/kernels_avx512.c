@@ -16,7 +16,11 @@
  * rows one after another.
  */
 #if defined(__x86_64__) || defined(__i386__)
+#if defined(__clang__) /* clang ignores #pragma GCC target */
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
+#endif
 
 #include "kernels_isa.h"
 
@@ -554,4 +558,7 @@ const sm_kernel_ops sm_kernels_avx512 = {
     .attention_heads = avx512_attention_heads,
 };
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #endif
