@@ -370,8 +370,11 @@ static void analyze_arrow(const header *h, block *b, const scope *sc) {
 static void analyze_class(const header *h, block *b, const scope *sc, int ck) {
     sm_lang lang = h->src->lang;
     if (lang == SM_LANG_CPP && (tk_is(h, ck - 1, "enum") || tk_is(h, ck, "union") || !sc->only_types)) return;
-    for (int j = 0; j < h->n; j++)
-        if (tk_ch(h, j, '=')) return;
+    for (int j = 0; j < h->n; j++) /* `x = class {`: an expression; its body still holds methods */
+        if (tk_ch(h, j, '=')) {
+            if (lang != SM_LANG_CPP) b->kind = B_CONTAINER;
+            return;
+        }
     int nk = -1;
     if (lang == SM_LANG_CPP) {
         for (int j = ck + 1; j < h->n;) {
