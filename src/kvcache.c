@@ -171,6 +171,32 @@ int sm_context_set_adapters(sm_context *c, const sm_lora *const *adapters, const
 
 void sm_context_set_adapter_start(sm_context *c, int pos) { c->adapter_start = pos > 0 ? pos : 0; }
 
+/* bax (n, out) = (x (n, in) · A^T) · B^T through ax (n, rank). A decode step's products are
+ * too small for the kernels' thread and scratch set-up to pay: plain loops then. */
+static void lora_product(float *bax, float *ax, const float *x, const sm_lora_pair *pair, int rank, int n) {
+    if (n > 4) {
+        matmul_forward(ax, x, pair->a, SM_TYPE_F32, n, pair->in, rank);
+        matmul_forward(bax, ax, pair->b, SM_TYPE_F32, n, rank, pair->out);
+        return;
+    }
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (size_t)t * pair->in;
+        float *axt = ax + (size_t)t * rank, *baxt = bax + (size_t)t * pair->out;
+        for (int r = 0; r < rank; r++) {
+            const float *a = pair->a + (size_t)r * pair->in;
+            float sum = 0.0f;
+            for (int i = 0; i < pair->in; i++) sum += a[i] * xt[i];
+            axt[r] = sum;
+        }
+        for (int o = 0; o < pair->out; o++) {
+            const float *b = pair->b + (size_t)o * rank;
+            float sum = 0.0f;
+            for (int r = 0; r < rank; r++) sum += b[r] * axt[r];
+            baxt[o] = sum;
+        }
+    }
+}
+
 /* y (n, w->out) = x (n, w->in) · W^T (+ the adapters' s * B (A x)) + bias, for projection p of
  * layer l, rows at positions c->pos[0..n) (consecutive). */
 static void project(sm_context *c, int l, sm_proj p, float *y, const float *x, int n) {
@@ -187,8 +213,7 @@ static void project(sm_context *c, int l, sm_proj p, float *y, const float *x, i
         const sm_lora_pair *pair = sm_lora_at(lora, l, p);
         if (!pair->a) continue;
         int rows = n - t0;
-        matmul_forward(c->lora_ax, x + (size_t)t0 * w->in, pair->a, SM_TYPE_F32, rows, w->in, lora->rank);
-        matmul_forward(c->lora_bax, c->lora_ax, pair->b, SM_TYPE_F32, rows, lora->rank, w->out);
+        lora_product(c->lora_bax, c->lora_ax, x + (size_t)t0 * w->in, pair, lora->rank, rows);
         float s = c->adapter_scales[i];
         float *yt = y + (size_t)t0 * w->out;
         for (size_t k = 0; k < (size_t)rows * w->out; k++) yt[k] += s * c->lora_bax[k];
