@@ -433,9 +433,8 @@ static void analyze_c_family(const header *h, block *b, const scope *sc) {
             if (tk_in(h, k, class_words) && !tk_ch(h, k - 1, '.')) { ck = k; break; }
         }
     }
-    if (ck >= 0 && (pk < 0 || tk_is(h, ck, "record") || lang != SM_LANG_CPP)) {
-        if (!(lang == SM_LANG_CPP && pk >= 0)) { analyze_class(h, b, sc, ck); return; }
-    }
+    /* ... except in C++, where a parameter list wins: `struct node *find(int key) {` */
+    if (ck >= 0 && (pk < 0 || lang != SM_LANG_CPP)) { analyze_class(h, b, sc, ck); return; }
     if (pk < 0) {
         /* a Java record's compact constructor: `public Name {` */
         static const char *const java_modifiers[] = {"public", "protected", "private", NULL};
