@@ -29,7 +29,7 @@
 enum {
     GEMM_MR = 6,   /* rows of A per micro-kernel call */
     GEMM_NP = 64,  /* columns of a packed B panel */
-    GEMM_KC = 256, /* rows of B per packed panel */
+    GEMM_KC = 512, /* rows of B per packed panel */
     GEMM_MB = 96,  /* rows of C per unit of work (a multiple of GEMM_MR) */
 };
 

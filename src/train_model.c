@@ -488,10 +488,11 @@ static void add_bias(float *y, const float *bias, int n, int out) {
         for (int i = 0; i < out; i++) y[(size_t)t * out + i] += bias[i];
 }
 
-/* y (n, out) = x (n, in) · W^T through the stored weight. */
+/* y (n, out) = x (n, in) · W^T through the stored weight: the inference kernel, so that LoRA
+ * training sees exactly the products the served model computes (quantized activations included),
+ * and because it is the fastest f32 product here too. */
 static void base_matmul(float *y, const float *x, const proj_ref *pr, int n) {
-    if (pr->type == SM_TYPE_F32) matmul_forward_f32(y, x, pr->w, n, pr->in, pr->out);
-    else matmul_forward(y, x, pr->w, pr->type, n, pr->in, pr->out);
+    matmul_forward(y, x, pr->w, pr->type, n, pr->in, pr->out);
 }
 
 /* y = x W^T + bias + s B (A drop(x)) for projection p of layer l; keeps s A drop(x) in lora_u. */
@@ -504,10 +505,10 @@ static void project(sm_train_model *tm, int l, int p, float *y, const float *x, 
     const int r = tm->lora->rank;
     float *u = R->lora_u[p];
     const float *xd = adapter_input(tm, x, n, pr->in, l, p, train);
-    matmul_forward_f32(u, xd, pr->lora_a, n, pr->in, r);
+    matmul_forward(u, xd, pr->lora_a, SM_TYPE_F32, n, pr->in, r);
     const float s = tm->lora_scale;
     for (size_t i = 0; i < (size_t)n * r; i++) u[i] *= s;
-    matmul_forward_f32(tm->tmp, u, pr->lora_b, n, r, pr->out);
+    matmul_forward(tm->tmp, u, pr->lora_b, SM_TYPE_F32, n, r, pr->out);
     for (size_t i = 0; i < (size_t)n * pr->out; i++) y[i] += tm->tmp[i];
 }
 
