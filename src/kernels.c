@@ -8,6 +8,9 @@
 #include "tensor.h"
 
 #include <assert.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -24,8 +27,11 @@ static int cpu_runs(const sm_kernel_ops *ops) {
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                __builtin_cpu_supports("avx512vnni");
-    if (ops == &sm_kernels_avx2)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    if (ops == &sm_kernels_avx2) {
+        unsigned a, b, c, d; /* F16C: CPUID leaf 1, ECX bit 29 (not every compiler's builtin knows it) */
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1);
+    }
 #endif
     return ops == &sm_kernels_scalar;
 }
