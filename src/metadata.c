@@ -234,6 +234,29 @@ static int best_allowed(const float *logits, const int *allowed, int n, int can_
     return best;
 }
 
+static int blank(const char *s) {
+    while (*s && isspace((unsigned char)*s)) s++;
+    return *s == 0;
+}
+
+/* The next token of a title or description that has no word yet: the best (or a sampled) token
+ * that neither ends the text nor holds a newline, so that the answer is never empty. */
+static int first_word_token(sm_meta_worker *w, sm_sampler *sampler) {
+    const sm_tokenizer *tok = w->model->tokenizer;
+    memcpy(w->masked, w->logits, (size_t)w->n_vocab * sizeof *w->masked);
+    char piece[64];
+    int id = 0;
+    for (int tries = 0; tries < 256; tries++) {
+        id = sampler ? sm_sample(sampler, w->masked) : sm_argmax(w->masked, w->n_vocab);
+        int len = sm_token_to_piece(tok, id, piece, sizeof piece, 0);
+        int ok = !sm_tokenizer_is_eog(tok, id) && id != sm_tokenizer_bos(tok) && len > 0 &&
+                 !memchr(piece, '\n', len < (int)sizeof piece ? (size_t)len : sizeof piece);
+        if (ok) break;
+        w->masked[id] = -INFINITY;
+    }
+    return id;
+}
+
 typedef struct {
     sm_task task;                   /* SM_TASK_COUNT: a plain completion */
     const sm_constraint *constraint;
@@ -271,6 +294,8 @@ static int decode(sm_meta_worker *w, const decode_spec *d, sm_sampler *sampler, 
                 id = sm_sample(sampler, w->masked);
             }
             if (id < 0) { *ended = id == -1; break; } /* -1: the output is complete; -2: a dead end */
+        } else if (d->task <= SM_TASK_DESCRIPTION && blank(out->p)) {
+            id = first_word_token(w, sampler);
         } else {
             id = greedy ? sm_argmax(w->logits, w->n_vocab) : sm_sample(sampler, w->logits);
         }
