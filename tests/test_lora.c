@@ -468,6 +468,28 @@ static void test_forward(int type, uint64_t seed) {
     CHECK(d_unmerged <= tol, "%s: unmerged differs from W + s*B*A by %g (tol %g)", sm_type_name(type), d_unmerged, tol);
     CHECK(d_merged <= 2e-5 * scale_of, "%s: merged differs from W + s*B*A by %g", sm_type_name(type), d_merged);
 
+    /* token by token (a decode step's own LoRA path) as the whole prefill */
+    {
+        sm_context *c1 = sm_context_new(m, 64, 0, &err);
+        float *step = malloc(n_logits * sizeof(float));
+        for (int t = 0; t < N_SEQ; t++) sm_forward(c1, seq + t, 1, step + (size_t)t * m->config.n_vocab, 0, &err);
+        double d_base = max_diff(step, base, n_logits); /* the base's own step-vs-batch difference */
+        sm_context_truncate(c1, 0, &err);
+        sm_context_set_adapters(c1, ls, scales, 2, &err);
+        for (int t = 0; t < N_SEQ; t++) sm_forward(c1, seq + t, 1, step + (size_t)t * m->config.n_vocab, 0, &err);
+        double d_step = max_diff(step, unmerged, n_logits);
+        /* The f32 kernels sum in another order for one row than for many (d_base for the base);
+         * behind a quantized base's Q8_0 activation rounding such a difference can flip one int8
+         * step, so there the bound is the tolerance of that rounding (tol above). */
+        double step_tol = 3 * d_base + (drift > 0 ? tol : 2e-5 * scale_of);
+        CHECK(d_step <= step_tol, "%s: token-by-token with adapters differs from the prefill by %g (tol %g; base: %g)",
+              sm_type_name(type), d_step, step_tol, d_base);
+        printf("decode %-5s: token by token vs prefill with adapters %.3g (tol %.3g; the base's own %.3g)\n", sm_type_name(type),
+               d_step, step_tol, d_base);
+        free(step);
+        sm_context_free(c1);
+    }
+
     /* activated: positions < start are the base's, bit for bit; from start on, the same as a
      * base prefix followed by the adapters (the shared-prefix use: truncate and swap adapters) */
     int start = 9;
