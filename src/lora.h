@@ -110,7 +110,9 @@ sm_lora *sm_lora_load_gguf_memory(const void *buf, size_t size, const char *name
  * atomically. Returns SM_OK or an SM_E* code with *err set. */
 int sm_lora_save_peft(const sm_lora *l, const char *base_name, const char *dir, sm_error *err);
 /* Reads a PEFT adapter directory for a base of config cfg (its architecture and head counts
- * decide the q/k row permutation; see sm_lora_check_base for the rest of the fit). Tensors may be
+ * decide the q/k row permutation; see sm_lora_check_base for the rest of the fit). cfg may be
+ * NULL for a directory that sm_lora_save_peft wrote, which names them in its metadata; other
+ * directories then give SM_EINVAL. Tensors may be
  * F32, F16 or BF16. Returns a new adapter the caller frees with sm_lora_free, or NULL with *err
  * naming the file and what was wrong (SM_EIO, SM_EFORMAT, SM_EUNSUPPORTED, SM_ENOMEM). */
 sm_lora *sm_lora_load_peft(const char *dir, const sm_model_config *cfg, sm_error *err);

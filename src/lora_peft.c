@@ -294,18 +294,30 @@ sm_lora *sm_lora_load_peft(const char *dir, const sm_model_config *cfg, sm_error
     if (!l) goto fail;
     l->alpha = alpha;
     l->rslora = rslora;
-    snprintf(l->arch, sizeof l->arch, "%s", cfg->arch);
-    l->n_head = cfg->n_head;
-    l->n_head_kv = cfg->n_head_kv;
-    const char *v;
+    const char *v, *meta_arch = sm_safetensors_metadata(st, "snipmeta.architecture");
+    if (cfg) {
+        if (meta_arch && *meta_arch && strcmp(meta_arch, cfg->arch)) {
+            sm_err(err, SM_EINVAL, "%s: the adapter is for architecture '%s', the base is '%s'", path, meta_arch, cfg->arch);
+            goto fail;
+        }
+        snprintf(l->arch, sizeof l->arch, "%s", cfg->arch);
+        l->n_head = cfg->n_head;
+        l->n_head_kv = cfg->n_head_kv;
+    } else {
+        /* no base: the description our own PEFT files carry, or nothing to go on */
+        const char *h = sm_safetensors_metadata(st, "snipmeta.base.head_count"), *hkv = sm_safetensors_metadata(st, "snipmeta.base.head_count_kv");
+        if (!meta_arch || !*meta_arch || !h || !hkv) {
+            sm_err(err, SM_EINVAL, "%s: the adapter does not name its base's architecture and head counts: give the base model", path);
+            goto fail;
+        }
+        snprintf(l->arch, sizeof l->arch, "%s", meta_arch);
+        l->n_head = atoi(h);
+        l->n_head_kv = atoi(hkv);
+    }
     if ((v = sm_safetensors_metadata(st, "snipmeta.task"))) snprintf(l->task, sizeof l->task, "%s", v);
     if ((v = sm_safetensors_metadata(st, "snipmeta.base_fingerprint"))) snprintf(l->base_fingerprint, sizeof l->base_fingerprint, "%s", v);
     if ((v = sm_safetensors_metadata(st, "snipmeta.prompt_format"))) l->prompt_format = atoi(v);
     if ((v = sm_safetensors_metadata(st, "snipmeta.activated"))) l->activated = !strcmp(v, "true");
-    if ((v = sm_safetensors_metadata(st, "snipmeta.architecture")) && *v && strcmp(v, cfg->arch)) {
-        sm_err(err, SM_EINVAL, "%s: the adapter is for architecture '%s', the base is '%s'", path, v, cfg->arch);
-        goto fail;
-    }
 
     seen = calloc((size_t)n_layer * SM_PROJ_COUNT, 1);
     tmp = malloc((size_t)max_out * cfg_rank * sizeof(float) + 1);

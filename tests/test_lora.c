@@ -293,6 +293,10 @@ static void test_peft_file(const sm_model *m) {
     sm_lora *r = sm_lora_load_peft(peft, &m->config, &err);
     CHECK(r, "load peft: %s", err.msg);
     if (r) check_same_adapter("PEFT round trip", l, r);
+    sm_lora *r2 = sm_lora_load_peft(peft, NULL, &err); /* ours names its base's architecture and heads */
+    CHECK(r2, "load peft without a base: %s", err.msg);
+    if (r2) check_same_adapter("PEFT round trip without a base", l, r2);
+    sm_lora_free(r2);
 
     /* The permutation means: HF rows with HF's RoPE (NEOX pairs) give the same q.k scores as our
      * rows with llama.cpp's (NORM pairs). Take q = B_q v, k = B_k w from the file and from l. */
@@ -323,6 +327,25 @@ static void test_peft_file(const sm_model *m) {
         }
         CHECK(worst < 1e-5, "q.k under HF RoPE and under llama.cpp RoPE differ by %g", worst);
         printf("peft: round trip exact; q/k scores under HF and llama.cpp RoPE agree to %.2g\n", worst);
+    }
+    if (st) { /* a foreign directory (no snipmeta metadata) needs the base */
+        sm_st_tensor *all = calloc((size_t)sm_safetensors_n_tensors(st), sizeof *all);
+        for (int i = 0; i < sm_safetensors_n_tensors(st); i++) all[i] = *sm_safetensors_tensor_at(st, i);
+        const char *dirs[2] = {path_in_dir("foreign"), path_in_dir("foreign/adapter_model.safetensors")};
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/adapter_config.json' '%s/'", dirs[0], peft, dirs[0]);
+        CHECK(!system(cmd) && !sm_safetensors_write(dirs[1], all, sm_safetensors_n_tensors(st), NULL, 0, &err), "write foreign: %s", err.msg);
+        sm_lora *f = sm_lora_load_peft(dirs[0], NULL, &err);
+        CHECK(!f && err.code == SM_EINVAL && strstr(err.msg, "base"), "a foreign PEFT directory without a base: %s", f ? "accepted" : err.msg);
+        sm_lora_free(f);
+        f = sm_lora_load_peft(dirs[0], &m->config, &err);
+        CHECK(f, "a foreign PEFT directory with its base: %s", err.msg);
+        if (f) {
+            CHECK(!memcmp(f->params, l->params, l->n_params * sizeof(float)), "foreign PEFT parameters differ");
+            CHECK(!f->task[0] && !f->base_fingerprint[0], "foreign PEFT directory has a task or fingerprint");
+        }
+        sm_lora_free(f);
+        free(all);
     }
     sm_safetensors_close(st);
 

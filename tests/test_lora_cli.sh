@@ -3,7 +3,7 @@
 # `generate --lora A.gguf[:S]` (an adapter changes the ids, scale 0 gives the base's, repeating
 # --lora sums adapters), GGUF -> PEFT -> GGUF byte-identical, `convert lora --merge` decoding
 # like the unmerged adapter, and the refusals with their exit codes (2: bad input file or usage):
-# another base's adapter, a truncated adapter, a missing base for `convert peft`.
+# another base's adapter, a truncated adapter, a model given as an adapter.
 #
 # usage: test_lora_cli.sh SNIPMETA SOURCE_DIR SHARED_DIR    (exit 77: skipped)
 set -uo pipefail
@@ -55,6 +55,7 @@ expect_refusal() { # CODE NEEDLE WHAT COMMAND...
 expect_refusal 2 "other.gguf" "another base's adapter" gen "$tmp/other.gguf" --lora "$tmp/a.gguf"
 head -c 3000 "$tmp/a.gguf" >"$tmp/cut.gguf"
 expect_refusal 2 "cut.gguf" "a truncated adapter" gen "$tmp/base.gguf" --lora "$tmp/cut.gguf"
-expect_refusal 2 "base model" "convert peft without a base" "$snipmeta" convert peft "$tmp/peft" -o "$tmp/x.gguf"
+"$snipmeta" convert peft -q "$tmp/peft" -o "$tmp/a3.gguf" || fail "convert peft without -m"
+cmp -s "$tmp/a.gguf" "$tmp/a3.gguf" && ok "our PEFT directory converts back without the base" || fail "convert peft without -m differs"
 expect_refusal 2 "not an adapter" "a model file as an adapter" gen "$tmp/base.gguf" --lora "$tmp/other.gguf"
 exit $status

@@ -14,7 +14,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: snipmeta convert llama2c CKPT.bin TOKENIZER.bin -o OUT.gguf\n"
-            "       snipmeta convert peft DIR -m BASE.gguf -o OUT.gguf [--task T]\n"
+            "       snipmeta convert peft DIR [-m BASE.gguf] -o OUT.gguf [--task T]\n"
             "       snipmeta convert lora A.gguf --peft -o DIR [-m BASE.gguf]\n"
             "       snipmeta convert lora A.gguf[:S]... --merge -m BASE.gguf -o MERGED.gguf\n"
             "       snipmeta convert lora --init -m BASE.gguf -o A.gguf [--rank R] [--alpha A] [--rslora]\n"
@@ -28,8 +28,9 @@ static void usage(FILE *f) {
             "\n"
             "peft: converts a Hugging Face PEFT LoRA directory (adapter_config.json and\n"
             "  adapter_model.safetensors) into a GGUF LoRA adapter that llama.cpp and snipmeta load. The\n"
-            "  base gives the architecture and head counts (q/k rows are permuted into llama.cpp's RoPE\n"
-            "  order for llama and mistral) and its fingerprint, which the adapter then carries.\n"
+            "  base (-m) gives the architecture and head counts (q/k rows are permuted into llama.cpp's\n"
+            "  RoPE order for llama and mistral) and its fingerprint, which the adapter then carries;\n"
+            "  without -m only a directory written by snipmeta (which records them) converts.\n"
             "lora --peft: the other way; with -m the adapter is first checked against that base, whose\n"
             "  general.name becomes base_model_name_or_path.\n"
             "lora --merge: a copy of BASE whose targeted projections are F32 W + S*s*B*A, summed over\n"
@@ -152,15 +153,14 @@ static int convert_peft(int argc, char **argv) {
     int rc = parse_lora_args(argc, argv, &o);
     if (rc) return rc < 0 ? EXIT_OK : rc;
     if (!o.input) return cli_usage_error("convert", "peft needs the PEFT directory");
-    if (!o.base) return cli_usage_error("convert", "peft needs the base model (-m BASE.gguf): its architecture, head counts and fingerprint");
-    char fingerprint[65];
-    sm_model *m = load_base(o.base, fingerprint, &rc);
-    if (!m) return rc;
+    char fingerprint[65] = "";
+    sm_model *m = NULL;
+    if (o.base && !(m = load_base(o.base, fingerprint, &rc))) return rc;
     sm_error err = {0};
-    sm_lora *l = sm_lora_load_peft(o.input, &m->config, &err);
-    if (!l || sm_lora_check_base(l, o.input, m, fingerprint, &err)) rc = cli_report(&err);
+    sm_lora *l = sm_lora_load_peft(o.input, m ? &m->config : NULL, &err);
+    if (!l || (m && sm_lora_check_base(l, o.input, m, fingerprint, &err))) rc = cli_report(&err);
     else {
-        snprintf(l->base_fingerprint, sizeof l->base_fingerprint, "%s", fingerprint);
+        if (m) snprintf(l->base_fingerprint, sizeof l->base_fingerprint, "%s", fingerprint);
         if (o.task) snprintf(l->task, sizeof l->task, "%s", o.task);
         if (sm_lora_save_gguf(l, o.out, &err)) rc = cli_report(&err);
         else if (!o.quiet)
