@@ -115,8 +115,15 @@ int cmd_pretrain(int argc, char **argv) {
     sm_examples *train = NULL, *val = NULL;
     char *init_path = NULL, *ckpt = NULL, *identity = NULL;
     sm_init_scheme scheme;
-    if (sm_model_shape_check(&shape, SM_TYPE_F32, &err)) { rc = cli_report(&err); goto done; }
     if (!(vocab = sm_gguf_open(vocab_path, &err))) { rc = cli_report(&err); goto done; }
+    int64_t tokens_key = sm_gguf_find_key(vocab, "tokenizer.ggml.tokens");
+    if (tokens_key < 0 || sm_gguf_kv_type(vocab, tokens_key) != SM_GGUF_ARRAY) {
+        fprintf(stderr, "snipmeta pretrain: %s: expected a vocabulary (tokenizer.ggml.tokens), found none\n", vocab_path);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    shape.n_vocab = (int)sm_gguf_arr_n(vocab, tokens_key);
+    if (sm_model_shape_check(&shape, SM_TYPE_F32, &err)) { rc = cli_report(&err); goto done; }
     sm_init_scheme_preset("gpt2", &shape, &scheme);
     size_t n = strlen(out) + 32;
     init_path = malloc(n);
