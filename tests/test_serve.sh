@@ -25,40 +25,13 @@ trap cleanup EXIT
 status=0
 fail() { echo "test_serve: FAIL: $*"; status=1; }
 
-"$snipmeta" init -q --vocab "$vocab" --n-embd 64 --n-layer 2 --n-head 4 --n-head-kv 2 --n-ff 128 --ctx 1024 --tied --seed 3 -o "$tmp/base.gguf" || exit 1
+source "$2/tests/web/fixture.sh"
+make_fixture "$tmp" "$snipmeta" "$vocab" || exit 1
 "$snipmeta" init -q --vocab "$vocab" --n-embd 64 --n-layer 2 --n-head 4 --n-head-kv 2 --n-ff 128 --ctx 1024 --tied --seed 4 -o "$tmp/other.gguf" || exit 1
-mkdir -p "$tmp/ad"
-seed=20
-for t in title description tags links extra; do
-    "$snipmeta" convert lora --init -q -m "$tmp/base.gguf" --rank 4 --alpha 8 --seed $((seed++)) --b-std 0.05 --task $t -o "$tmp/ad/$t.gguf" || exit 1
-done
 "$snipmeta" convert lora --init -q -m "$tmp/other.gguf" --rank 4 --alpha 8 --seed 9 --b-std 0.05 -o "$tmp/ad/wrongbase.gguf" || exit 1
-printf 'python\nc\ngo\nsorting\nalgorithm\nstring-parsing\nhttp\nhttp-client\nfile-io\nrecursion\njson\nregex\n' >"$tmp/ad/tags.txt"
-printf 'https://docs.python.org/3/library/functions.html#sorted\nhttps://docs.python.org/3/library/json.html\nhttps://go.dev/doc/effective_go\n' >"$tmp/ad/links.txt"
-cat >"$tmp/snip.py" <<'EOF'
-def merge_sorted(a, b):
-    """Merge two sorted lists into one sorted list."""
-    out = []
-    i = j = 0
-    while i < len(a) and j < len(b):
-        if a[i] <= b[j]:
-            out.append(a[i]); i += 1
-        else:
-            out.append(b[j]); j += 1
-    return out + a[i:] + b[j:]
-EOF
 
 token=s3cret
-"$snipmeta" serve -m "$tmp/base.gguf" --adapters "$tmp/ad" --port 0 --workers 2 -t 1 --token $token 2>"$tmp/serve.log" &
-pid=$!
-port=
-for _ in $(seq 1 200); do
-    port=$(sed -n 's/.*listening on http:\/\/[0-9.]*:\([0-9]*\).*/\1/p' "$tmp/serve.log")
-    [ -n "$port" ] && break
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$port" ] || { cat "$tmp/serve.log"; echo "test_serve: FAIL: the server did not start"; exit 1; }
+start_server "$tmp" "$snipmeta" --workers 2 -t 1 --token $token || { echo "test_serve: FAIL: the server did not start"; exit 1; }
 base="http://127.0.0.1:$port"
 echo "test_serve: server on port $port (pid $pid)"
 
