@@ -110,15 +110,21 @@ static void normal_pair(uint64_t key, int64_t j, double *z0, double *z1) {
 static int name_has(const char *name, const char *part) { return strstr(name, part) != NULL; }
 
 int sm_init_scheme_preset(const char *name, const sm_model_shape *shape, sm_init_scheme *scheme) {
+    if (!strcmp(name, "decode") && shape->tied) {
+        /* token_embd is the output too: a large embedding would make every token predict itself. */
+        *scheme = (sm_init_scheme){.std = SM_INIT_STD, .std_embd = SM_INIT_STD, .std_qk = 0.15f,
+                                   .std_residual = SM_INIT_STD, .output_row_sigma = 0.0f};
+        return SM_OK;
+    }
     if (!strcmp(name, "decode")) {
-        *scheme = (sm_init_scheme){.std = SM_INIT_STD, .std_qk = 0.15f, .std_residual = SM_INIT_STD,
-                                   .output_row_sigma = 0.5f};
+        *scheme = (sm_init_scheme){.std = SM_INIT_STD, .std_embd = 1.0f, .std_qk = 0.05f,
+                                   .std_residual = 0.01f, .output_row_sigma = 0.5f};
         return SM_OK;
     }
     if (!strcmp(name, "gpt2")) {
         const float residual = SM_INIT_STD / sqrtf(2.0f * (float)(shape->n_layer > 0 ? shape->n_layer : 1));
-        *scheme = (sm_init_scheme){.std = SM_INIT_STD, .std_qk = SM_INIT_STD, .std_residual = residual,
-                                   .output_row_sigma = 0.0f};
+        *scheme = (sm_init_scheme){.std = SM_INIT_STD, .std_embd = SM_INIT_STD, .std_qk = SM_INIT_STD,
+                                   .std_residual = residual, .output_row_sigma = 0.0f};
         return SM_OK;
     }
     return SM_EINVAL;
@@ -130,6 +136,7 @@ void sm_init_tensor_values(float *w, const sm_init_tensor *t, int64_t n, const s
         return;
     }
     double std = scheme->std;
+    if (!strcmp(t->name, "token_embd.weight")) std = scheme->std_embd;
     if (name_has(t->name, ".attn_q.") || name_has(t->name, ".attn_k.")) std = scheme->std_qk;
     if (name_has(t->name, ".attn_output.") || name_has(t->name, ".ffn_down.")) std = scheme->std_residual;
     const uint64_t key = mix64(seed) ^ fnv1a64(t->name);

@@ -35,7 +35,8 @@
 /* How matrices are drawn: N(0, std^2) by tensor kind, and optionally a log-normal scale per row
  * of output.weight. */
 typedef struct {
-    float std;              /* token_embd, attn_v, ffn_gate, ffn_up, output */
+    float std;              /* attn_v, ffn_gate, ffn_up, output */
+    float std_embd;         /* token_embd */
     float std_qk;           /* attn_q, attn_k: larger makes attention sharper */
     float std_residual;     /* attn_output, ffn_down: the writes into the residual stream */
     float output_row_sigma; /* output.weight row r is scaled by exp(sigma * z_r), z_r ~ N(0,1); 0: off */
@@ -62,10 +63,16 @@ typedef struct {
 int sm_model_shape_preset(const char *name, sm_model_shape *shape);
 
 /* Fills *scheme with a named scheme; returns 0, or SM_EINVAL for an unknown name.
- *   "decode"  for random models whose greedy decoding is a useful test: std 0.02, q/k 0.15 (sharp
- *             attention; with 0.02 everywhere a deep random model maps every context to one
- *             token), output rows scaled with sigma 0.5 (heavier-tailed logits, so that the top-1 /
- *             top-2 gap of an untied model is rarely a near-tie that float rounding could flip).
+ *   "decode"  for random models whose greedy decoding is a useful interop test: it varies, and its
+ *             top-1 / top-2 logit gaps are rarely near-ties that rounding could flip. A deep random
+ *             model with 0.02 everywhere maps every context to one token (its positions collapse
+ *             to their mean through near-uniform attention), and a Q8_0 model of it amplifies the
+ *             rounding differences between two implementations to ~0.03 in the logits. Untied:
+ *             token_embd 1.0 (the current token steers the output), q/k 0.05, residual writes
+ *             0.01 (blocks still make a third of the residual stream), output rows scaled with
+ *             sigma 0.5 (heavier-tailed logits, wider gaps). Tied: q/k 0.15 (sharp attention),
+ *             0.02 elsewhere, no row scaling (token_embd is the output: a large embedding would
+ *             make every token predict itself).
  *   "gpt2"    for training from scratch: std 0.02, residual writes 0.02 / sqrt(2 * n_layer). */
 int sm_init_scheme_preset(const char *name, const sm_model_shape *shape, sm_init_scheme *scheme);
 
