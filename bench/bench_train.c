@@ -231,6 +231,7 @@ int main(int argc, char **argv) {
         pid_t kid = fork();
         if (kid == 0) {
             kernel_bench(all[s], B * T, c.n_embd, c.n_ff, peak);
+            fflush(stdout);
             _exit(0);
         }
         waitpid(kid, NULL, 0);

@@ -30,7 +30,7 @@ enum {
     GEMM_MR = 6,   /* rows of A per micro-kernel call */
     GEMM_NP = 64,  /* columns of a packed B panel */
     GEMM_KC = 512, /* rows of B per packed panel */
-    GEMM_MB = 96,  /* rows of C per unit of work (a multiple of GEMM_MR) */
+    GEMM_MB = 96,  /* the fewest rows of C per unit of work when threads share the product */
 };
 
 /* Where B (K,N) comes from. */
@@ -160,10 +160,19 @@ static micro_fn pick_micro(void) {
 static void gemm(const gemm_args *g) {
     if (g->M <= 0 || g->N <= 0 || g->K <= 0) return;
     const micro_fn micro = pick_micro();
-    const int m_blocks = (g->M + GEMM_MB - 1) / GEMM_MB, n_panels = (g->N + GEMM_NP - 1) / GEMM_NP;
-    const int units = m_blocks * n_panels;
     const double flops = 2.0 * g->M * g->N * g->K;
-    const int team = flops < 4e6 ? 1 : units < omp_get_max_threads() ? units : omp_get_max_threads();
+    const int team = flops < 4e6 ? 1 : omp_get_max_threads();
+    /* Each unit packs its panel of B once per GEMM_KC rows and runs all its rows of A over it, so
+     * the fewer row blocks the less packing; but enough units (about 6 per thread) are needed
+     * for the dynamic schedule to balance. */
+    const int n_panels = (g->N + GEMM_NP - 1) / GEMM_NP;
+    int m_blocks = (6 * team + n_panels - 1) / n_panels;
+    if (team == 1) m_blocks = 1;
+    int mb = (g->M + m_blocks - 1) / m_blocks;
+    mb = (mb + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
+    if (mb < GEMM_MB && team > 1) mb = GEMM_MB < g->M ? GEMM_MB : (g->M + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
+    m_blocks = (g->M + mb - 1) / mb;
+    const int units = m_blocks * n_panels;
     const size_t panel_floats = (size_t)GEMM_KC * GEMM_NP, tile_floats = GEMM_MR * GEMM_NP;
     float *buf = aligned_alloc(64, sizeof(float) * (panel_floats + tile_floats) * (size_t)team);
     assert(buf); /* a few hundred KiB */
@@ -173,8 +182,8 @@ static void gemm(const gemm_args *g) {
         float *tile = panel + panel_floats;
 #pragma omp for schedule(dynamic, 1)
         for (int u = 0; u < units; u++) {
-            const int n0 = (u % n_panels) * GEMM_NP, m0 = (u / n_panels) * GEMM_MB;
-            const int m1 = m0 + GEMM_MB < g->M ? m0 + GEMM_MB : g->M;
+            const int n0 = (u % n_panels) * GEMM_NP, m0 = (u / n_panels) * mb;
+            const int m1 = m0 + mb < g->M ? m0 + mb : g->M;
             const int nc = g->N - n0 < GEMM_NP ? g->N - n0 : GEMM_NP;
             for (int k0 = 0; k0 < g->K; k0 += GEMM_KC) {
                 const int kc = g->K - k0 < GEMM_KC ? g->K - k0 : GEMM_KC;
@@ -407,10 +416,10 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
     free(scratch);
 }
 
-/* -log softmax(z)[target]; also the row's max and sum of exp(z - max) for the gradient. */
-static double cross_entropy_row(const float *z, int target, int V, float *max_out, double *sum_out) {
+/* -log softmax(z)[target]. */
+static double cross_entropy_row(const float *z, int target, int V) {
     float max = -INFINITY;
-    for (int i = 0; i < V; i++) max = fmaxf(max, z[i]);
+    for (int i = 0; i < V; i++) max = z[i] > max ? z[i] : max;
     double sum = 0.0;
     float part = 0.0f; /* float partial sums of 256 terms, added in double */
     for (int i = 0; i < V; i++) {
@@ -418,8 +427,6 @@ static double cross_entropy_row(const float *z, int target, int V, float *max_ou
         if ((i & 255) == 255) { sum += part; part = 0.0f; }
     }
     sum += part;
-    *max_out = max;
-    *sum_out = sum;
     return log(sum) + max - z[target];
 }
 
@@ -430,11 +437,22 @@ double cross_entropy_backward(float *logits, const int *targets, int n, int V, f
     for (int t = 0; t < n; t++) {
         float *z = logits + (size_t)t * V;
         if (targets[t] < 0) { memset(z, 0, sizeof(float) * (size_t)V); row_loss[t] = 0.0; continue; }
-        float max;
-        double sum;
-        row_loss[t] = cross_entropy_row(z, targets[t], V, &max, &sum);
+        /* one pass of exp, kept in place, then the scale */
+        float max = -INFINITY;
+        for (int i = 0; i < V; i++) max = z[i] > max ? z[i] : max;
+        const float z_target = z[targets[t]];
+        double sum = 0.0;
+        float part = 0.0f;
+        for (int i = 0; i < V; i++) {
+            z[i] = expf(z[i] - max);
+            part += z[i];
+            if ((i & 255) == 255) { sum += part; part = 0.0f; }
+        }
+        sum += part;
+        row_loss[t] = log(sum) + max - z_target;
         const float inv = dloss / (float)sum;
-        for (int i = 0; i < V; i++) z[i] = expf(z[i] - max) * inv;
+#pragma omp simd
+        for (int i = 0; i < V; i++) z[i] *= inv;
         z[targets[t]] -= dloss;
     }
     double loss = 0.0;
@@ -447,11 +465,7 @@ double cross_entropy_forward(const float *logits, const int *targets, int n, int
     double *row_loss = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
     assert(row_loss);
 #pragma omp parallel for schedule(static) if ((long)n * V >= 65536)
-    for (int t = 0; t < n; t++) {
-        float max;
-        double sum;
-        row_loss[t] = targets[t] < 0 ? 0.0 : cross_entropy_row(logits + (size_t)t * V, targets[t], V, &max, &sum);
-    }
+    for (int t = 0; t < n; t++) row_loss[t] = targets[t] < 0 ? 0.0 : cross_entropy_row(logits + (size_t)t * V, targets[t], V);
     double loss = 0.0;
     for (int t = 0; t < n; t++) loss += row_loss[t];
     free(row_loss);
