@@ -144,7 +144,7 @@ static int save_ckpt(run *r, sm_error *err) {
 }
 
 /* One optimizer step; writes its mean loss, gradient norm and tokens. */
-static int train_step(run *r, float lr, float *loss, double *norm, uint64_t *tokens, sm_error *err) {
+static int train_step(run *r, float lr, float *loss, double *norm, uint64_t *tokens, double *update_s, sm_error *err) {
     const sm_train_config *cfg = r->cfg;
     sm_train_zero_grads(r->tm);
     sm_train_set_grad_scale(r->tm, 1.0f / (float)cfg->accum);
@@ -160,6 +160,7 @@ static int train_step(run *r, float lr, float *loss, double *norm, uint64_t *tok
         *tokens += (uint64_t)bt->n_tokens;
     }
     *loss = (float)(sum / cfg->accum);
+    double t0 = now_s();
     *norm = sm_grad_clip(r->grads, r->n_params, cfg->clip);
     sm_adamw_begin_step(r->opt);
     int n_t = sm_train_n_tensors(r->tm);
@@ -171,6 +172,7 @@ static int train_step(run *r, float lr, float *loss, double *norm, uint64_t *tok
             sm_adamw_update(r->opt, r->params, r->grads, t->offset, t->n, lr, t->n_dims == 2 ? cfg->weight_decay : 0.0f);
         }
     }
+    *update_s = now_s() - t0;
     return SM_OK;
 }
 
@@ -281,9 +283,9 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
         }
         double t0 = now_s();
         lr = sm_lr_at(&r.sched, (long)r.st.step);
-        double norm = 0;
+        double norm = 0, update_s = 0;
         uint64_t tok = 0;
-        rc = train_step(&r, lr, &loss, &norm, &tok, err);
+        rc = train_step(&r, lr, &loss, &norm, &tok, &update_s, err);
         if (rc) goto done;
         r.st.step++;
         r.st.tokens_seen += tok;
@@ -302,6 +304,7 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
         json_object_set_new(o, "tokens", json_integer((json_int_t)tok));
         json_object_set_new(o, "tokens_per_s", jreal(tok_s));
         json_object_set_new(o, "step_ms", jreal(1e3 * (t1 - t0)));
+        json_object_set_new(o, "update_ms", jreal(1e3 * update_s));
         json_object_set_new(o, "epoch", jreal(epoch));
         log_event(cfg->log, "step", o);
         report(&r, res, 0, loss, lr, norm, tok_s, r.st.elapsed_s, steps_here, here);

@@ -17,7 +17,7 @@
  *   config     the run's identity (what a checkpoint must match) and the sizes of the data
  *   resume     the step a run resumed from
  *   step       step, loss (mean over the micro-batches), lr, grad_norm, tokens, tokens_per_s,
- *              step_ms, epoch
+ *              step_ms, update_ms (clipping and AdamW), epoch
  *   eval       step, val_loss (token-weighted mean over the validation set), val_tokens, eval_ms
  *   checkpoint step, ms
  *   early_stop step, best_val, patience
