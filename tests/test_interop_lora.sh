@@ -66,7 +66,7 @@ check() {
     fi
 }
 
-"$snipmeta" convert lora --init -q -m "$tmp/f32.gguf" --rank 8 --alpha 16 --targets all --seed 3 --b-std 0.04 -o "$tmp/all.gguf"
+"$snipmeta" convert lora --init -q -m "$tmp/f32.gguf" --rank 8 --alpha 16 --targets all --seed 3 --b-std 0.5 -o "$tmp/all.gguf"
 check "f32 base, rank 8 on q,k,v,o,gate,up,down" "$tmp/f32.gguf" "$tmp/all.gguf"
 
 # PEFT and back must give the same adapter (q/k rows permuted out and in again)
@@ -75,8 +75,8 @@ check "f32 base, rank 8 on q,k,v,o,gate,up,down" "$tmp/f32.gguf" "$tmp/all.gguf"
 if cmp -s "$tmp/all.gguf" "$tmp/all-again.gguf"; then echo "test_interop_lora: GGUF -> PEFT -> GGUF is byte-identical"
 else status=1; echo "test_interop_lora: FAIL: GGUF -> PEFT -> GGUF changed the file"; fi
 
-"$snipmeta" convert lora --init -q -m "$tmp/q8_0.gguf" --rank 4 --alpha 8 --targets q,k,v,o --seed 5 --b-std 0.05 -o "$tmp/attn.gguf"
-"$snipmeta" convert lora --init -q -m "$tmp/q8_0.gguf" --rank 16 --alpha 4 --rslora --targets v,down --seed 6 --b-std 0.05 -o "$tmp/rs.gguf"
+"$snipmeta" convert lora --init -q -m "$tmp/q8_0.gguf" --rank 4 --alpha 8 --targets q,k,v,o --seed 5 --b-std 0.5 -o "$tmp/attn.gguf"
+"$snipmeta" convert lora --init -q -m "$tmp/q8_0.gguf" --rank 16 --alpha 4 --rslora --targets v,down --seed 6 --b-std 0.5 -o "$tmp/rs.gguf"
 check "q8_0 base, two adapters (rank 4 attn at 0.8, rank 16 rsLoRA v,down at -1.5)" "$tmp/q8_0.gguf" "$tmp/attn.gguf:0.8" "$tmp/rs.gguf:-1.5"
 
 # a fingerprint mismatch is refused, naming both files

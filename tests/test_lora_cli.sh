@@ -20,8 +20,8 @@ ok() { echo "test_lora_cli: ok: $*"; }
 shape=(--n-embd 128 --n-layer 2 --n-head 4 --n-head-kv 2 --n-ff 256 --ctx 128)
 "$snipmeta" init -q --vocab "$vocab" "${shape[@]}" --seed 3 -o "$tmp/base.gguf" || exit 1
 "$snipmeta" init -q --vocab "$vocab" "${shape[@]}" --seed 4 -o "$tmp/other.gguf" || exit 1
-"$snipmeta" convert lora --init -q -m "$tmp/base.gguf" --rank 4 --targets all --seed 2 --b-std 0.05 -o "$tmp/a.gguf" || exit 1
-"$snipmeta" convert lora --init -q -m "$tmp/base.gguf" --rank 8 --rslora --targets q,v --seed 3 --b-std 0.05 -o "$tmp/b.gguf" || exit 1
+"$snipmeta" convert lora --init -q -m "$tmp/base.gguf" --rank 4 --targets all --seed 2 --b-std 0.5 -o "$tmp/a.gguf" || exit 1
+"$snipmeta" convert lora --init -q -m "$tmp/base.gguf" --rank 8 --rslora --targets q,v --seed 3 --b-std 0.5 -o "$tmp/b.gguf" || exit 1
 "$snipmeta" convert lora --init -q -m "$tmp/base.gguf" --rank 4 -o "$tmp/zero.gguf" || exit 1
 
 gen() { "$snipmeta" generate -m "$@" -p 'def add(a, b):' -n 24 --temp 0 --ids -t 2; }
