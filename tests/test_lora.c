@@ -237,6 +237,39 @@ static void test_gguf_file(const sm_model *m, const sm_model *other) {
           !strcmp(sm_gguf_get_str(g, "general.architecture"), "llama"), "general.type / adapter.type / architecture");
     sm_gguf_close(g);
 
+    /* an adapter stored in F16 or BF16 (convert_lora_to_gguf.py --outtype f16/bf16) reads as the rounded values */
+    for (int half = 0; half < 2; half++) {
+        int type = half ? SM_TYPE_BF16 : SM_TYPE_F16;
+        sm_gguf *src = sm_gguf_open(path, &err);
+        sm_gguf_writer *w = sm_gguf_writer_new();
+        int64_t n = src ? sm_gguf_n_tensors(src) : 0;
+        uint16_t **data = calloc((size_t)n + 1, sizeof *data);
+        for (int64_t i = 0; src && i < sm_gguf_n_kv(src); i++) sm_gguf_copy_kv(w, src, i);
+        for (int64_t i = 0; i < n; i++) {
+            const sm_gguf_tensor *t = sm_gguf_tensor_at(src, i);
+            size_t count = t->nbytes / 4;
+            data[i] = malloc(count * 2);
+            for (size_t k = 0; k < count; k++) {
+                float x = ((const float *)t->data)[k];
+                data[i][k] = half ? sm_fp32_to_bf16(x) : sm_fp32_to_fp16(x);
+            }
+            sm_gguf_add_tensor(w, t->name, type, t->n_dims, t->ne, data[i]);
+        }
+        const char *p16 = path_in_dir("a16.gguf");
+        CHECK(src && !sm_gguf_write(w, p16, &err), "write %s adapter: %s", sm_type_name(type), err.msg);
+        sm_lora *h = sm_lora_load_gguf(p16, &err);
+        CHECK(h, "load %s adapter: %s", sm_type_name(type), err.msg);
+        size_t bad = 0;
+        for (size_t k = 0; h && k < l->n_params; k++)
+            bad += h->params[k] != (half ? sm_bf16_to_fp32(sm_fp32_to_bf16(l->params[k])) : sm_fp16_to_fp32(sm_fp32_to_fp16(l->params[k])));
+        CHECK(h && !bad, "%s adapter: %zu values are not the rounded originals", sm_type_name(type), bad);
+        sm_lora_free(h);
+        for (int64_t i = 0; i < n; i++) free(data[i]);
+        free(data);
+        sm_gguf_writer_free(w);
+        sm_gguf_close(src);
+    }
+
     /* the base check: this base passes, another is refused naming both files */
     char fp[65];
     CHECK(!sm_model_fingerprint(m, fp) && !strcmp(fp, l->base_fingerprint), "the fingerprint is not stable");
@@ -279,7 +312,7 @@ static void test_gguf_file(const sm_model *m, const sm_model *other) {
         CHECK(!t && strstr(err.msg, "non-finite"), "a NaN is not refused: %s", err.msg);
         sm_lora_free(t);
     }
-    printf("gguf: round trip exact; %d truncations, a renamed tensor and a NaN refused; 3000 mutations, %d opened\n", tried, opened);
+    printf("gguf: round trip exact; F16 and BF16 files read; %d truncations, a renamed tensor and a NaN refused; 3000 mutations, %d opened\n", tried, opened);
     free(buf);
     sm_lora_free(r);
     sm_lora_free(l);
@@ -326,7 +359,41 @@ static void test_peft_file(const sm_model *m) {
             worst = fmax(worst, fabs(s_hf - s_gg));
         }
         CHECK(worst < 1e-5, "q.k under HF RoPE and under llama.cpp RoPE differ by %g", worst);
-        printf("peft: round trip exact; q/k scores under HF and llama.cpp RoPE agree to %.2g\n", worst);
+        printf("peft: round trip exact (F16 and BF16 files read too); q/k scores under HF and llama.cpp RoPE agree to %.2g\n", worst);
+    }
+    if (st) { /* PEFT files saved in F16 or BF16 read as the rounded values */
+        for (int half = 0; half < 2; half++) {
+            int type = half ? SM_TYPE_BF16 : SM_TYPE_F16, n = sm_safetensors_n_tensors(st);
+            sm_st_tensor *all = calloc((size_t)n, sizeof *all);
+            uint16_t **data = calloc((size_t)n, sizeof *data);
+            for (int i = 0; i < n; i++) {
+                const sm_st_tensor *t = sm_safetensors_tensor_at(st, i);
+                size_t count = t->nbytes / 4;
+                all[i] = *t, all[i].type = type;
+                data[i] = malloc(count * 2);
+                for (size_t k = 0; k < count; k++) {
+                    float x;
+                    memcpy(&x, (const char *)t->data + 4 * k, 4);
+                    data[i][k] = half ? sm_fp32_to_bf16(x) : sm_fp32_to_fp16(x);
+                }
+                all[i].data = data[i];
+            }
+            const char *d16 = path_in_dir("peft16"), *f16 = path_in_dir("peft16/adapter_model.safetensors");
+            char cmd[1200];
+            snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/adapter_config.json' '%s/'", d16, peft, d16);
+            CHECK(!system(cmd) && !sm_safetensors_write(f16, all, n, NULL, 0, &err), "write %s PEFT: %s", sm_type_name(type), err.msg);
+            sm_lora *h = sm_lora_load_peft(d16, &m->config, &err);
+            CHECK(h, "load %s PEFT: %s", sm_type_name(type), err.msg);
+            size_t bad = 0;
+            for (size_t k = 0; h && k < l->n_params; k++) {
+                float want = half ? sm_bf16_to_fp32(sm_fp32_to_bf16(l->params[k])) : sm_fp16_to_fp32(sm_fp32_to_fp16(l->params[k]));
+                bad += h->params[k] != want;
+            }
+            CHECK(h && !bad, "%s PEFT: %zu values are not the rounded originals", sm_type_name(type), bad);
+            sm_lora_free(h);
+            for (int i = 0; i < n; i++) free(data[i]);
+            free(data), free(all);
+        }
     }
     if (st) { /* a foreign directory (no snipmeta metadata) needs the base */
         sm_st_tensor *all = calloc((size_t)sm_safetensors_n_tensors(st), sizeof *all);
@@ -463,8 +530,8 @@ static void test_forward(int type, uint64_t seed) {
     snprintf(name, sizeof name, "base-%s.gguf", sm_type_name(type));
     sm_model *m = make_base(name, type, seed);
     size_t n_logits = (size_t)N_SEQ * m->config.n_vocab;
-    sm_lora *a = random_adapter(m, 4, 8.0f, 0, SM_LORA_TARGETS_ATTN | SM_LORA_TARGETS_MLP, 0.1f);
-    sm_lora *b = random_adapter(m, 8, 4.0f, 1, (1u << SM_PROJ_V) | (1u << SM_PROJ_UP), 0.1f);
+    sm_lora *a = random_adapter(m, 4, 8.0f, 0, SM_LORA_TARGETS_ATTN | SM_LORA_TARGETS_MLP, 0.5f);
+    sm_lora *b = random_adapter(m, 8, 4.0f, 1, (1u << SM_PROJ_V) | (1u << SM_PROJ_UP), 0.5f);
     const sm_lora *ls[2] = {a, b};
     const float scales[2] = {0.7f, -1.3f}, zero[2] = {0, 0};
     sm_error err = {0};
@@ -478,11 +545,15 @@ static void test_forward(int type, uint64_t seed) {
     if (!rb || !rl || !mg) { CHECK(0, "load references: %s", err.msg); exit(1); }
     float *ref_base = run(rb, NULL, NULL, 0, 0), *ref_lora = run(rl, NULL, NULL, 0, 0), *merged = run(mg, NULL, NULL, 0, 0);
 
-    /* The unmerged product is f32 for every base type; what differs from an all-f32 merged model
-     * is only the base's own Q8_0 rounding of activations (quantized bases): allow 3x the base's. */
+    /* The unmerged product is f32 whatever the base's type (project() adds s*B(Ax) to W x the
+     * same way for every type), so float bases, whose W x is f32 too, must match the all-f32
+     * merged model to float rounding: that is the exact check. A quantized base rounds its matmul
+     * inputs to Q8_0, as llama.cpp does, and the merged f32 model does not; with the adapters'
+     * larger activations that rounding grows past the base's own drift, so there the check is a
+     * sanity bound: 4x the base's drift plus 2% of the largest logit. */
     double drift = max_diff(base, ref_base, n_logits), scale_of = 0;
     for (size_t i = 0; i < n_logits; i++) scale_of = fmax(scale_of, fabs(ref_lora[i]));
-    double tol = 3 * drift + 2e-5 * scale_of;
+    double tol = drift > 0 ? 4 * drift + 2e-2 * scale_of : 2e-5 * scale_of;
     double d_unmerged = max_diff(unmerged, ref_lora, n_logits), d_merged = max_diff(merged, ref_lora, n_logits);
     double effect = max_diff(unmerged, base, n_logits);
     printf("forward %-5s: |logits| <= %.3g; adapters move logits by %.3g; unmerged vs W+sBA %.3g (tol %.3g, base's own "
