@@ -330,43 +330,59 @@ void swiglu_backward(float *dgate, float *dup, const float *dh, const float *gat
     }
 }
 
+/* kt (head_dim, T) = the head_dim columns at offset `off` of rows 0..T-1 of x (T rows of `stride`):
+ * keys and values transposed, so that the products over positions are contiguous axpys. */
+static void transpose_head(float *kt, const float *x, int T, size_t stride, size_t off, int head_dim) {
+    for (int j = 0; j < T; j++) {
+        const float *xj = x + (size_t)j * stride + off;
+        for (int i = 0; i < head_dim; i++) kt[(size_t)i * T + j] = xj[i];
+    }
+}
+
 void attention_forward_train(float *out, float *att, const float *q, const float *k, const float *v, const int *start,
                              int B, int T, int n_head, int n_head_kv, int head_dim) {
     const int group = n_head / n_head_kv, q_dim = n_head * head_dim, kv_dim = n_head_kv * head_dim;
     const float scale = 1.0f / sqrtf((float)head_dim);
+    float *scratch = malloc(sizeof(float) * (size_t)head_dim * T * omp_get_max_threads());
+    assert(scratch);
+    /* one unit per (row, kv head): its keys transposed once for the group's query heads */
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)
-        for (int h = 0; h < n_head; h++) {
-            const size_t kvo = (size_t)(h / group) * head_dim;
-            for (int t = 0; t < T; t++) {
-                const size_t row = (size_t)b * T + t;
-                const float *qt = q + row * q_dim + (size_t)h * head_dim;
-                float *a = att + (((size_t)b * n_head + h) * T + t) * T;
-                const int j0 = start[row];
-                float max = -INFINITY, sum = 0.0f;
-                for (int j = 0; j < j0; j++) a[j] = 0.0f;
-                for (int j = t + 1; j < T; j++) a[j] = 0.0f;
-                for (int j = j0; j <= t; j++) {
-                    const float *kj = k + ((size_t)b * T + j) * kv_dim + kvo;
-                    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-                    for (int i = 0; i < head_dim; i++) s += qt[i] * kj[i];
-                    a[j] = s * scale;
-                    max = fmaxf(max, a[j]);
-                }
-                for (int j = j0; j <= t; j++) { a[j] = expf(a[j] - max); sum += a[j]; }
-                const float inv = 1.0f / sum;
-                for (int j = j0; j <= t; j++) a[j] *= inv;
-                float *o = out + row * q_dim + (size_t)h * head_dim;
-                for (int i = 0; i < head_dim; i++) o[i] = 0.0f;
-                for (int j = j0; j <= t; j++) {
-                    const float *vj = v + ((size_t)b * T + j) * kv_dim + kvo;
-                    const float aj = a[j];
+        for (int g = 0; g < n_head_kv; g++) {
+            float *kt = scratch + (size_t)head_dim * T * omp_get_thread_num();
+            const size_t kvo = (size_t)g * head_dim;
+            transpose_head(kt, k + (size_t)b * T * kv_dim, T, (size_t)kv_dim, kvo, head_dim);
+            for (int h = g * group; h < (g + 1) * group; h++)
+                for (int t = 0; t < T; t++) {
+                    const size_t row = (size_t)b * T + t;
+                    const float *qt = q + row * q_dim + (size_t)h * head_dim;
+                    float *a = att + (((size_t)b * n_head + h) * T + t) * T;
+                    const int j0 = start[row];
+                    for (int j = 0; j < T; j++) a[j] = 0.0f;
+                    for (int i = 0; i < head_dim; i++) {
+                        const float qi = qt[i], *kti = kt + (size_t)i * T;
 #pragma omp simd
-                    for (int i = 0; i < head_dim; i++) o[i] += aj * vj[i];
+                        for (int j = j0; j <= t; j++) a[j] += qi * kti[j];
+                    }
+                    float max = -INFINITY, sum = 0.0f;
+                    for (int j = j0; j <= t; j++) {
+                        a[j] *= scale;
+                        max = a[j] > max ? a[j] : max;
+                    }
+                    for (int j = j0; j <= t; j++) { a[j] = expf(a[j] - max); sum += a[j]; }
+                    const float inv = 1.0f / sum;
+                    for (int j = j0; j <= t; j++) a[j] *= inv;
+                    float *o = out + row * q_dim + (size_t)h * head_dim;
+                    for (int i = 0; i < head_dim; i++) o[i] = 0.0f;
+                    for (int j = j0; j <= t; j++) {
+                        const float *vj = v + ((size_t)b * T + j) * kv_dim + kvo;
+                        const float aj = a[j];
+#pragma omp simd
+                        for (int i = 0; i < head_dim; i++) o[i] += aj * vj[i];
+                    }
                 }
-            }
         }
+    free(scratch);
 }
 
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
@@ -374,13 +390,16 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                         int head_dim) {
     const int group = n_head / n_head_kv, q_dim = n_head * head_dim, kv_dim = n_head_kv * head_dim;
     const float scale = 1.0f / sqrtf((float)head_dim);
-    float *scratch = malloc(sizeof(float) * (size_t)T * omp_get_max_threads());
+    const size_t per_thread = (size_t)head_dim * T + T;
+    float *scratch = malloc(sizeof(float) * per_thread * omp_get_max_threads());
     assert(scratch);
+    /* one unit per (row, kv head): dk and dv of that head are written by this unit only */
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)
         for (int g = 0; g < n_head_kv; g++) {
-            float *datt = scratch + (size_t)T * omp_get_thread_num();
+            float *vt = scratch + per_thread * omp_get_thread_num(), *datt = vt + (size_t)head_dim * T;
             const size_t kvo = (size_t)g * head_dim;
+            transpose_head(vt, v + (size_t)b * T * kv_dim, T, (size_t)kv_dim, kvo, head_dim);
             for (int h = g * group; h < (g + 1) * group; h++)
                 for (int t = 0; t < T; t++) {
                     const size_t row = (size_t)b * T + t;
@@ -389,26 +408,24 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                     const float *qt = q + row * q_dim + (size_t)h * head_dim;
                     float *dqt = dq + row * q_dim + (size_t)h * head_dim;
                     const int j0 = start[row];
-                    float dot = 0.0f;
-                    for (int j = j0; j <= t; j++) {
-                        const size_t jr = ((size_t)b * T + j) * kv_dim + kvo;
-                        const float aj = a[j];
-                        float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-                        for (int i = 0; i < head_dim; i++) {
-                            s += go[i] * v[jr + i];
-                            dv[jr + i] += aj * go[i];
-                        }
-                        datt[j] = s;
-                        dot += aj * s;
+                    for (int j = j0; j <= t; j++) datt[j] = 0.0f;
+                    for (int i = 0; i < head_dim; i++) { /* datt_j = dout . v_j */
+                        const float gi = go[i], *vti = vt + (size_t)i * T;
+#pragma omp simd
+                        for (int j = j0; j <= t; j++) datt[j] += gi * vti[j];
                     }
+                    float dot = 0.0f; /* sum_j a_j datt_j */
+                    for (int j = j0; j <= t; j++) dot += a[j] * datt[j];
                     for (int j = j0; j <= t; j++) {
                         const size_t jr = ((size_t)b * T + j) * kv_dim + kvo;
-                        const float ds = a[j] * (datt[j] - dot) * scale;
+                        const float aj = a[j], ds = aj * (datt[j] - dot) * scale;
+                        float *dvj = dv + jr, *dkj = dk + jr;
+                        const float *kj = k + jr;
 #pragma omp simd
                         for (int i = 0; i < head_dim; i++) {
-                            dqt[i] += ds * k[jr + i];
-                            dk[jr + i] += ds * qt[i];
+                            dvj[i] += aj * go[i];
+                            dqt[i] += ds * kj[i];
+                            dkj[i] += ds * qt[i];
                         }
                     }
                 }
