@@ -1,6 +1,7 @@
 /* optim.c: AdamW, the warmup + cosine schedule and global-norm clipping (optim.h). */
 #include "optim.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -29,20 +30,38 @@ void sm_adamw_free(sm_adamw *o) {
 
 void sm_adamw_begin_step(sm_adamw *o) { o->t++; }
 
-void sm_adamw_update(sm_adamw *o, float *params, const float *grads, size_t off, size_t n, float lr, float wd) {
+/* The update of one segment by the threads of the enclosing parallel region (or by one thread),
+ * without a barrier at the end: elements are independent. */
+static void update_range(sm_adamw *o, float *params, const float *grads, size_t off, size_t n, float lr, float wd) {
     const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
     const float c1 = (float)(1.0 / (1.0 - pow(b1, (double)o->t)));  /* 1 / (1 - b1^t) */
     const float c2 = (float)(1.0 / (1.0 - pow(b2, (double)o->t)));
     const float decay = 1.0f - lr * wd;
     float *p = params + off, *m = o->m + off, *v = o->v + off;
     const float *g = grads + off;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp for schedule(static) nowait
     for (size_t i = 0; i < n; i++) {
         m[i] = b1 * m[i] + (1.0f - b1) * g[i];
         v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
         float mhat = m[i] * c1, vhat = v[i] * c2;
         p[i] = p[i] * decay - lr * mhat / (sqrtf(vhat) + eps);
     }
+}
+
+void sm_adamw_update_segments(sm_adamw *o, float *params, const float *grads, const sm_adamw_segment *segs, int n_segs,
+                              float lr) {
+    size_t total = 0;
+    for (int k = 0; k < n_segs; k++) {
+        assert(segs[k].off + segs[k].n <= o->n);
+        total += segs[k].n;
+    }
+#pragma omp parallel if (total > 65536)
+    for (int k = 0; k < n_segs; k++) update_range(o, params, grads, segs[k].off, segs[k].n, lr, segs[k].wd);
+}
+
+void sm_adamw_update(sm_adamw *o, float *params, const float *grads, size_t off, size_t n, float lr, float wd) {
+    sm_adamw_segment s = {off, n, wd};
+    sm_adamw_update_segments(o, params, grads, &s, 1, lr);
 }
 
 float sm_lr_at(const sm_lr_schedule *s, long step) {

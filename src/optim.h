@@ -38,6 +38,16 @@ void sm_adamw_begin_step(sm_adamw *o);
  * rate lr and decoupled weight decay wd (0: none, as for norms and biases). */
 void sm_adamw_update(sm_adamw *o, float *params, const float *grads, size_t off, size_t n, float lr, float wd);
 
+/* A range of the flat buffers and its weight decay. */
+typedef struct {
+    size_t off, n;
+    float wd;
+} sm_adamw_segment;
+
+/* sm_adamw_update over every segment, in one parallel region (a model has hundreds of tensors). */
+void sm_adamw_update_segments(sm_adamw *o, float *params, const float *grads, const sm_adamw_segment *segs, int n_segs,
+                              float lr);
+
 /* The learning-rate schedule: lr_max * (step + 1) / warmup for step < warmup, then a cosine
  * from lr_max down to lr_max * min_frac at step total_steps - 1 (and after). step is 0-based. */
 typedef struct {

@@ -126,6 +126,8 @@ typedef struct {
     const char *identity;
     sm_ckpt_state st;
     sm_lr_schedule sched;
+    sm_adamw_segment *segs;    /* the tensors and their weight decay */
+    int n_segs;
 } run;
 
 static int save_ckpt(run *r, sm_error *err) {
@@ -163,15 +165,7 @@ static int train_step(run *r, float lr, float *loss, double *norm, uint64_t *tok
     double t0 = now_s();
     *norm = sm_grad_clip(r->grads, r->n_params, cfg->clip);
     sm_adamw_begin_step(r->opt);
-    int n_t = sm_train_n_tensors(r->tm);
-    if (n_t == 0) {
-        sm_adamw_update(r->opt, r->params, r->grads, 0, r->n_params, lr, cfg->weight_decay);
-    } else {
-        for (int i = 0; i < n_t; i++) {
-            const sm_train_tensor *t = sm_train_tensor_at(r->tm, i);
-            sm_adamw_update(r->opt, r->params, r->grads, t->offset, t->n, lr, t->n_dims == 2 ? cfg->weight_decay : 0.0f);
-        }
-    }
+    sm_adamw_update_segments(r->opt, r->params, r->grads, r->segs, r->n_segs, lr);
     *update_s = now_s() - t0;
     return SM_OK;
 }
@@ -243,6 +237,16 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
     if (!(r.tb = sm_batcher_new(train, cfg->batch, cfg->seq, 1, cfg->seed, err))) { rc = err ? err->code : SM_EINVAL; goto done; }
     if (val && val->n > 0 && !(r.vb = sm_batcher_new(val, cfg->batch, cfg->seq, 0, 0, err))) { rc = err ? err->code : SM_EINVAL; goto done; }
     if (!(r.opt = sm_adamw_new(r.n_params, &cfg->adam, err))) { rc = err ? err->code : SM_ENOMEM; goto done; }
+    /* weight decay on matrices only (every LoRA A and B is one); never on norms and biases */
+    int n_t = sm_train_n_tensors(tm);
+    r.segs = malloc((size_t)(n_t > 0 ? n_t : 1) * sizeof *r.segs);
+    if (!r.segs) { rc = sm_err(err, SM_ENOMEM, "out of memory"); goto done; }
+    for (int i = 0; i < n_t; i++) {
+        const sm_train_tensor *t = sm_train_tensor_at(tm, i);
+        r.segs[i] = (sm_adamw_segment){t->offset, t->n, t->n_dims == 2 ? cfg->weight_decay : 0.0f};
+    }
+    r.n_segs = n_t;
+    if (n_t == 0) r.segs[r.n_segs++] = (sm_adamw_segment){0, r.n_params, cfg->weight_decay};
     if (!(identity = make_identity(tm, cfg, total, r.n_params, err))) { rc = SM_EINVAL; goto done; }
     r.identity = identity;
 
@@ -340,6 +344,7 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
     log_event(cfg->log, "summary", o);
 done:
     free(identity);
+    free(r.segs);
     sm_adamw_free(r.opt);
     sm_batcher_free(r.tb);
     sm_batcher_free(r.vb);
