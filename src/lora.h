@@ -96,8 +96,8 @@ int sm_lora_check_base(const sm_lora *l, const char *lora_path, const sm_model *
 int sm_lora_save_gguf(const sm_lora *l, const char *path, sm_error *err);
 /* Reads a GGUF LoRA adapter (ours, or llama.cpp's: then alpha is adapter.lora.alpha, or rank
  * when it is 0 or missing, as llama.cpp's scale of 1; no fingerprint). Tensors may be F32, F16,
- * BF16 or Q8_0; they must all have one rank and every targeted projection its A and B in every
- * layer. Returns a new adapter the caller frees with sm_lora_free, or NULL with *err naming the
+ * BF16 or Q8_0; they must all have one rank, and A and B come in pairs (a layer a projection
+ * skips keeps zeros: no change there, as llama.cpp's layers without tensors). Returns a new adapter the caller frees with sm_lora_free, or NULL with *err naming the
  * file and the tensor or key (SM_EIO, SM_EFORMAT for truncated or corrupt files, SM_EUNSUPPORTED,
  * SM_ENOMEM). Does not check it against a base: see sm_lora_check_base. */
 sm_lora *sm_lora_load_gguf(const char *path, sm_error *err);

@@ -345,8 +345,9 @@ sm_lora *sm_lora_load_peft(const char *dir, const sm_model_config *cfg, sm_error
     }
     for (int layer = 0; layer < n_layer; layer++)
         for (int p = 0; p < SM_PROJ_COUNT; p++)
-            if ((targets & (1u << p)) && seen[(size_t)layer * SM_PROJ_COUNT + p] != 3) {
-                sm_err(err, SM_EFORMAT, "%s: layer %d's %s lacks its lora_A or lora_B (every layer must be complete)", path, layer, peft_module[p]);
+            if (seen[(size_t)layer * SM_PROJ_COUNT + p] == 1 || seen[(size_t)layer * SM_PROJ_COUNT + p] == 2) {
+                /* a layer without the pair (layers_to_transform) keeps zeros: no change there */
+                sm_err(err, SM_EFORMAT, "%s: layer %d's %s has only one of lora_A and lora_B", path, layer, peft_module[p]);
                 goto fail;
             }
     free(tmp);

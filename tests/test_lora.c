@@ -216,6 +216,23 @@ static int mutate_and_open(const unsigned char *good, size_t size, int iteration
     return opened;
 }
 
+/* Copies the GGUF file src to dst without the tensors named skip1 and skip2 (either may be NULL). */
+static void copy_without(const char *src, const char *dst, const char *skip1, const char *skip2) {
+    sm_error err = {0};
+    sm_gguf *g = sm_gguf_open(src, &err);
+    sm_gguf_writer *w = sm_gguf_writer_new();
+    if (!g || !w) { fprintf(stderr, "copy_without: %s\n", err.msg); exit(1); }
+    for (int64_t i = 0; i < sm_gguf_n_kv(g); i++) sm_gguf_copy_kv(w, g, i);
+    for (int64_t i = 0; i < sm_gguf_n_tensors(g); i++) {
+        const sm_gguf_tensor *t = sm_gguf_tensor_at(g, i);
+        if ((skip1 && !strcmp(t->name, skip1)) || (skip2 && !strcmp(t->name, skip2))) continue;
+        sm_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data);
+    }
+    if (sm_gguf_write(w, dst, &err)) { fprintf(stderr, "copy_without: %s\n", err.msg); exit(1); }
+    sm_gguf_writer_free(w);
+    sm_gguf_close(g);
+}
+
 static void test_gguf_file(const sm_model *m, const sm_model *other) {
     sm_error err = {0};
     sm_lora *l = random_adapter(m, 4, 8.0f, 1, SM_LORA_TARGETS_ATTN | (1u << SM_PROJ_DOWN), 0.05f);
@@ -269,6 +286,23 @@ static void test_gguf_file(const sm_model *m, const sm_model *other) {
         sm_gguf_writer_free(w);
         sm_gguf_close(src);
     }
+
+    /* a layer without a pair (as llama.cpp allows) keeps zeros; half a pair is refused */
+    copy_without(path, path_in_dir("skip.gguf"), "blk.0.attn_q.weight.lora_a", "blk.0.attn_q.weight.lora_b");
+    sm_lora *sk = sm_lora_load_gguf(path_in_dir("skip.gguf"), &err);
+    CHECK(sk, "an adapter without layer 0's q pair: %s", err.msg);
+    if (sk) {
+        const sm_lora_pair *q0 = sm_lora_at(sk, 0, SM_PROJ_Q), *q1 = sm_lora_at(sk, 1, SM_PROJ_Q), *o1 = sm_lora_at(l, 1, SM_PROJ_Q);
+        size_t nonzero = 0;
+        for (size_t i = 0; i < (size_t)q0->in * sk->rank; i++) nonzero += q0->a[i] != 0;
+        for (size_t i = 0; i < (size_t)q0->out * sk->rank; i++) nonzero += q0->b[i] != 0;
+        CHECK(!nonzero && !memcmp(q1->b, o1->b, (size_t)q1->out * sk->rank * sizeof(float)), "the skipped pair is not zero, or others moved");
+    }
+    sm_lora_free(sk);
+    copy_without(path, path_in_dir("half.gguf"), "blk.1.attn_v.weight.lora_b", NULL);
+    sk = sm_lora_load_gguf(path_in_dir("half.gguf"), &err);
+    CHECK(!sk && strstr(err.msg, "blk.1.attn_v.weight has lora_a but no lora_b"), "half a pair: %s", sk ? "accepted" : err.msg);
+    sm_lora_free(sk);
 
     /* the base check: this base passes, another is refused naming both files */
     char fp[65];
