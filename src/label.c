@@ -214,6 +214,12 @@ static int read_snippets(run *r, sm_error *err) {
             rc = sm_err(err, SM_ENOMEM, "out of memory");
             break;
         }
+        if (!sm_shard_contains(&r->p->shard, s->id)) { /* another machine's */
+            free(s->id), free(s->lang), free(s->code);
+            json_decref(o);
+            r->st->other_shards++;
+            continue;
+        }
         int added = id_set_add(&seen, s->id);
         if (added <= 0) { /* given before: asked once */
             free(s->id), free(s->lang), free(s->code);

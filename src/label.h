@@ -2,7 +2,8 @@
  * answers in the labels store.
  *
  * sm_label_run reads every snippet first (a malformed line is an error naming its line, before
- * any request), records them in the store, and works out the jobs: one per snippet in joint mode
+ * any request), keeps those of its shard when one is set (the others are neither stored nor
+ * asked for), records them in the store, and works out the jobs: one per snippet in joint mode
  * (all four fields in one JSON object; store task "all"), or one per snippet and task in per-task
  * mode. A job whose key (model, template version, snippet id, task) is already in the store is
  * skipped, so a rerun asks only for what is missing and a rerun of a finished job makes no
@@ -20,6 +21,7 @@
 #ifndef SM_LABEL_H
 #define SM_LABEL_H
 
+#include "shard.h"
 #include "snipmeta.h"
 #include "store.h"
 #include "teacher.h"
@@ -36,6 +38,7 @@ typedef struct {
 typedef struct {
     long long snippets;          /* read from the input, each id once */
     long long duplicates;        /* input lines whose id came before */
+    long long other_shards;      /* input lines left to the other shards (--shard K/N) */
     long long jobs;              /* snippets, or snippets x tasks */
     long long skipped;           /* already in the store */
     long long done, ok, rejected;/* finished in this run */
@@ -60,6 +63,7 @@ typedef struct {
     long long budget_tokens;     /* 0: no limit */
     int retries;                 /* answers that fail the checks are asked again this many times */
     int retry_rejected;          /* ask again for jobs stored as rejected */
+    sm_shard shard;              /* only this shard's snippets (shard.h); n 0: all of them */
     volatile sig_atomic_t *stop; /* when set and non-zero: start nothing new, finish in flight */
     void (*progress)(void *ctx, const sm_label_stats *st); /* after each finished job; may be NULL */
     void *progress_ctx;

@@ -43,6 +43,9 @@ static const char usage_text[] =
     "  --max-tokens N       max_tokens sent to the teacher (default: not sent)\n"
     "  --prompts DIR        read the templates from DIR instead of the built-in ones\n"
     "  --retry-rejected     ask again for jobs stored as rejected\n"
+    "  --shard K/N          only shard K of N (1 <= K <= N) of the snippets, by a hash of the id:\n"
+    "                       N machines each label one shard, into their own stores, with no\n"
+    "                       overlap; `snipmeta store merge` combines the stores afterwards\n"
     "  --json               print the summary as one JSON object on stdout\n"
     "  -q                   no progress\n";
 
@@ -88,6 +91,7 @@ static void print_summary(const sm_label_stats *st, double price_in, double pric
     double cost = (double)st->prompt_tokens * price_in / 1e6 + (double)st->completion_tokens * price_out / 1e6;
     fprintf(stderr, "label: %lld snippets (%lld duplicate lines), %lld jobs: %lld already stored, %lld done (%lld ok, %lld rejected)\n",
             st->snippets, st->duplicates, st->jobs, st->skipped, st->done, st->ok, st->rejected);
+    if (st->other_shards) fprintf(stderr, "label: %lld input lines belong to other shards\n", st->other_shards);
     fprintf(stderr, "label: %lld requests (%lld retries), %lld prompt + %lld completion tokens, %.2f s, %.2f jobs/s\n",
             st->requests, st->retries, st->prompt_tokens, st->completion_tokens, st->elapsed_s,
             st->elapsed_s > 0 ? (double)st->done / st->elapsed_s : 0.0);
@@ -102,8 +106,9 @@ static void print_json(const sm_label_stats *st, double price_in, double price_o
     json_t *failures = json_object(), *rejects = json_object();
     for (int i = 0; i < st->n_failures; i++) json_object_set_new(failures, st->failures[i].code, json_integer(st->failures[i].n));
     for (int i = 0; i < st->n_rejects; i++) json_object_set_new(rejects, st->rejects[i].code, json_integer(st->rejects[i].n));
-    json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:b, s:b, s:o, s:o}",
+    json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:b, s:b, s:o, s:o}",
                           "snippets", (json_int_t)st->snippets, "duplicates", (json_int_t)st->duplicates,
+                          "other_shards", (json_int_t)st->other_shards,
                           "jobs", (json_int_t)st->jobs, "skipped", (json_int_t)st->skipped,
                           "done", (json_int_t)st->done, "ok", (json_int_t)st->ok,
                           "rejected", (json_int_t)st->rejected, "requests", (json_int_t)st->requests,
@@ -145,6 +150,10 @@ int cmd_label(int argc, char **argv) {
         else if (!strcmp(a, "-o")) out_path = v;
         else if (!strcmp(a, "--prompts")) p.prompts_dir = v;
         else if (!strcmp(a, "--api-key-env")) key_env = v;
+        else if (!strcmp(a, "--shard")) {
+            sm_error e = {0};
+            if (sm_shard_parse(v, &p.shard, &e)) return cli_usage_error("label", "--shard: %s", e.msg);
+        }
         else if (!strcmp(a, "--tasks")) {
             sm_error e = {0};
             if (sm_task_parse_list(v, &p.tasks, &e)) return cli_usage_error("label", "%s", e.msg);

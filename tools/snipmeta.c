@@ -25,6 +25,7 @@ static const struct {
     {"collect", cmd_collect, "cut function-level snippets from source trees"},
     {"label", cmd_label, "label snippets with a teacher LLM (OpenAI-compatible API)"},
     {"dataset", cmd_dataset, "build per-task training sets from labels"},
+    {"store", cmd_store, "merge labels stores (the shards of a labelling job)"},
     {"train", cmd_train, "train a task's LoRA adapter (or a full fine-tune) on a base model"},
     {"pretrain", cmd_pretrain, "pretrain a base model from random weights on text"},
 };
