@@ -1,7 +1,9 @@
 /* cmd_generate.c: `snipmeta generate`: continue a prompt with a model, printing text as it is
  * produced. The step count and the decoding follow llama2.c's run.c, so that its greedy output
  * is reproduced byte for byte: -n N runs N positions (prompt included) and prints the token that
- * each position predicts, and a leading space right after BOS is dropped. */
+ * each position predicts, and a leading space right after BOS is dropped. --lora attaches GGUF
+ * LoRA adapters, unmerged, from position 0 (checked against the base's fingerprint), as
+ * llama.cpp's --lora A:SCALE. */
 #include "cli.h"
 #include "lora.h"
 #include "model.h"
@@ -249,11 +251,17 @@ done:
 int cmd_generate(int argc, char **argv) {
     options o;
     int rc = parse_args(argc, argv, &o);
-    if (rc) return rc < 0 ? EXIT_OK : rc;
+    if (rc) {
+        for (int i = 0; i < o.n_lora; i++) free(o.lora_path[i]);
+        return rc < 0 ? EXIT_OK : rc;
+    }
     cli_set_threads((int)o.threads);
     sm_error err = {0};
     sm_model *m = sm_model_load(o.model, &err);
-    if (!m) return cli_report(&err);
+    if (!m) {
+        for (int i = 0; i < o.n_lora; i++) free(o.lora_path[i]);
+        return cli_report(&err);
+    }
     rc = run(&o, m);
     sm_model_free(m);
     for (int i = 0; i < o.n_lora; i++) free(o.lora_path[i]);
