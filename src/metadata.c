@@ -456,6 +456,7 @@ int sm_meta_run(sm_meta_worker *w, sm_registry *r, const char *lang, const char 
             if (!(sampler = sm_sampler_new(&sp, w->n_vocab))) { rc = sm_err(err, SM_ENOMEM, "out of memory"); break; }
         }
         decode_spec d = {.task = (sm_task)t, .max_tokens = max_gen[t]};
+        if (p->max_tokens > 0 && p->max_tokens < max_gen[t]) d.max_tokens = p->max_tokens;
         if (t == SM_TASK_TAGS) d.constraint = sm_registry_tags(r), d.first = lang;
         if (t == SM_TASK_LINKS) d.constraint = sm_registry_links(r);
         text_buf text = {0};
@@ -553,9 +554,10 @@ const char *sm_meta_guess_lang(const char *path, const char *code) {
     };
     const char *best = NULL;
     int best_score = 0;
+    size_t len = strlen(code) < 16384 ? strlen(code) : 16384; /* the head tells */
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         int score = 0;
-        for (int k = 0; k < 9 && table[i].words[k]; k++) score += strstr(code, table[i].words[k]) != NULL;
+        for (int k = 0; k < 9 && table[i].words[k]; k++) score += memmem(code, len, table[i].words[k], strlen(table[i].words[k])) != NULL;
         if (score > best_score) best = table[i].lang, best_score = score;
     }
     return best_score >= 2 ? best : NULL;

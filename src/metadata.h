@@ -37,6 +37,7 @@ typedef struct {
     unsigned tasks;             /* mask of 1 << sm_task */
     sm_sampler_params sampling; /* temp <= 0: greedy */
     size_t max_code_bytes;      /* 0: SM_META_MAX_CODE_BYTES */
+    int max_tokens;             /* per task, at most the task's own limit (32, 128, 96, 160); 0: that limit */
 } sm_meta_params;
 
 #define SM_META_MAX_CODE_BYTES 3000 /* as `snipmeta dataset` cuts training code */

@@ -1,0 +1,275 @@
+/* bench_meta.c: latency and memory of the metadata tasks (metadata.h), as JSON lines.
+ *
+ *   bench_meta [--model BASE.gguf] [--vocab VOCAB.gguf] [-t THREADS] [--rank R] [--gen N] [--reps N] [--full 1]
+ *
+ * Without --model it writes a random model of SmolLM2-135M's shape in Q8_0 with the vocabulary
+ * file (default ../shared/fixtures/tokenizers/ggml-vocab-starcoder.gguf, 49152 tokens as
+ * SmolLM2's) to a temporary directory. Random adapters of rank R (default 8) on q, k, v, o are
+ * written twice, as standard and as activated adapters, with a tag vocabulary and a links index.
+ * The snippet is Python code cut to 200 tokens. Measured (best of --reps runs, default 3):
+ *   - all four tasks against each task alone, with standard and with activated adapters, every
+ *     answer capped at --gen tokens (default 16: a random adapter rarely stops by itself, a
+ *     trained one writes a title in about that many), and with --full 1 also with each task's own
+ *     answer limit; runs are interleaved so that a busy moment hits both sides alike;
+ *   - the prefill of the snippet and the time per generated token;
+ *   - an adapter swap (sm_context_set_adapters between two resident adapters);
+ *   - resident memory (VmRSS) of the base with a context after a forward pass, and after the four
+ *     adapters and the constraint tries are loaded too.
+ */
+#include "gguf.h"
+#include "lora.h"
+#include "metadata.h"
+#include "model_init.h"
+#include "tensor.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
+}
+
+static long rss_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
+    if (f) fclose(f);
+    return kb;
+}
+
+static void die(const char *what, const sm_error *err) {
+    fprintf(stderr, "bench_meta: %s: %s\n", what, err->msg);
+    exit(1);
+}
+
+static void write_text(const char *dir, const char *name, const char *text) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) { perror(path); exit(1); }
+    fputs(text, f);
+    fclose(f);
+}
+
+static void write_adapters(const sm_model *m, const char *fp, const char *dir, int rank, int activated) {
+    static const char *names[] = {"title", "description", "tags", "links"};
+    mkdir(dir, 0755);
+    for (int t = 0; t < 4; t++) {
+        sm_error err = {0};
+        sm_lora *l = sm_lora_new(&m->config, rank, 2.0f * rank, 0, SM_LORA_TARGETS_ATTN, &err);
+        if (!l) die("adapter", &err);
+        sm_lora_init(l, 100 + (uint64_t)t);
+        uint64_t state = 7 + (uint64_t)t;
+        for (size_t i = 0; i < l->n_params; i++) l->params[i] += 0.01f * (2 * sm_rng_f32(&state) - 1);
+        snprintf(l->base_fingerprint, sizeof l->base_fingerprint, "%s", fp);
+        snprintf(l->task, sizeof l->task, "%s", names[t]);
+        l->activated = activated;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s.gguf", dir, names[t]);
+        if (sm_lora_save_gguf(l, path, &err)) die(path, &err);
+        sm_lora_free(l);
+    }
+    write_text(dir, "tags.txt", "python\nalgorithm\nsorting\nrecursion\ndata-structures\nstring-parsing\nfile-io\nhttp\njson\n"
+                                "testing\nconcurrency\ncli\nregex\nlinked-list\nmath\ngeometry\n");
+    write_text(dir, "links.txt", "https://docs.python.org/3/library/functions.html#sorted\nhttps://docs.python.org/3/library/heapq.html\n"
+                                 "https://docs.python.org/3/library/json.html\nhttps://docs.python.org/3/library/re.html\n");
+}
+
+/* Python code of exactly n tokens (cut at a token boundary). */
+static char *snippet_of(const sm_tokenizer *tok, int n) {
+    const char *unit = "def merge_sorted(a, b):\n    \"\"\"Merge two sorted lists into one sorted list.\"\"\"\n"
+                       "    out = []\n    i = j = 0\n    while i < len(a) and j < len(b):\n        if a[i] <= b[j]:\n"
+                       "            out.append(a[i]); i += 1\n        else:\n            out.append(b[j]); j += 1\n"
+                       "    return out + a[i:] + b[j:]\n\n";
+    size_t cap = strlen(unit) * 8 + 1;
+    char *text = malloc(cap);
+    text[0] = 0;
+    for (int i = 0; i < 8; i++) strcat(text, unit);
+    int *ids = NULL, n_ids = 0;
+    sm_error err = {0};
+    if (sm_tokenize(tok, text, strlen(text), 0, 0, &ids, &n_ids, &err) || n_ids < n) die("snippet", &err);
+    char *out = NULL;
+    size_t len = 0;
+    if (sm_detokenize(tok, ids, n, 0, &out, &len, &err)) die("snippet", &err);
+    free(ids);
+    free(text);
+    return out;
+}
+
+/* One run of the tasks in mask; the result in *res (the caller frees it). */
+static double time_run(sm_meta_worker *w, sm_registry *r, const char *code, unsigned mask, int gen, sm_meta_result *res) {
+    sm_meta_params p = sm_meta_default_params();
+    p.tasks = mask;
+    p.max_tokens = gen;
+    sm_error err = {0};
+    sm_meta_result_free(res);
+    double t0 = now_ms();
+    if (sm_meta_run(w, r, "python", code, &p, res, &err)) die("run", &err);
+    return now_ms() - t0;
+}
+
+/* all four tasks and each alone, interleaved rep by rep (so that a busy moment of the machine
+ * hits both sides alike), best of reps each */
+static void bench_kind(const char *kind, sm_meta_worker *w, sm_registry *r, const char *code, int gen, int reps) {
+    sm_meta_result res = {0};
+    double best[SM_TASK_COUNT + 1], prefill = 0;
+    int generated[SM_TASK_COUNT + 1] = {0}, prompt_tokens = 0;
+    for (int k = 0; k <= SM_TASK_COUNT; k++) best[k] = 1e30;
+    for (int rep = 0; rep < reps; rep++)
+        for (int k = 0; k <= SM_TASK_COUNT; k++) {
+            double ms = time_run(w, r, code, k == SM_TASK_COUNT ? SM_TASK_ALL : 1u << k, gen, &res);
+            if (ms < best[k]) best[k] = ms;
+            if (k == SM_TASK_COUNT) {
+                prefill = res.prefill_ms, prompt_tokens = res.n_prompt_tokens, generated[k] = 0;
+                for (int t = 0; t < SM_TASK_COUNT; t++) generated[k] += res.n_generated[t];
+            } else {
+                generated[k] = res.n_generated[k];
+            }
+        }
+    double all = best[SM_TASK_COUNT], sum_one = 0;
+    printf("{\"bench\":\"meta\",\"adapters\":\"%s\",\"gen_cap\":%d,\"tasks\":\"all\",\"ms\":%.1f,\"prefill_ms\":%.1f,\"prompt_tokens\":%d,\"generated\":%d}\n",
+           kind, gen, all, prefill, prompt_tokens, generated[SM_TASK_COUNT]);
+    for (int t = 0; t < SM_TASK_COUNT; t++) {
+        sum_one += best[t];
+        printf("{\"bench\":\"meta\",\"adapters\":\"%s\",\"gen_cap\":%d,\"tasks\":\"%s\",\"ms\":%.1f,\"generated\":%d,\"all_over_one\":%.2f}\n",
+               kind, gen, sm_task_name((sm_task)t), best[t], generated[t], all / best[t]);
+    }
+    printf("{\"bench\":\"meta\",\"adapters\":\"%s\",\"gen_cap\":%d,\"all_ms\":%.1f,\"mean_one_ms\":%.1f,\"all_over_mean_one\":%.2f,\"sum_of_ones_ms\":%.1f}\n",
+           kind, gen, all, sum_one / 4, all / (sum_one / 4), sum_one);
+    fflush(stdout);
+    sm_meta_result_free(&res);
+}
+
+int main(int argc, char **argv) {
+    const char *model_path = NULL, *vocab_path = "../shared/fixtures/tokenizers/ggml-vocab-starcoder.gguf";
+    int threads = 2, rank = 8, gen = 16, reps = 3, n_snippet = 200, full = 0;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--model")) model_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--vocab")) vocab_path = argv[i + 1];
+        else if (!strcmp(argv[i], "-t")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--rank")) rank = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--gen")) gen = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--full")) full = atoi(argv[i + 1]);
+        else { fprintf(stderr, "usage: bench_meta [--model BASE.gguf] [--vocab V.gguf] [-t N] [--rank R] [--gen N] [--reps N] [--full 1]\n"); return 2; }
+    }
+    omp_set_num_threads(threads);
+    char dir[] = "/tmp/bench_meta.XXXXXX";
+    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    char path[4200];
+    sm_error err = {0};
+    if (!model_path) {
+        sm_gguf *vocab = sm_gguf_open(vocab_path, &err);
+        if (!vocab) die(vocab_path, &err);
+        sm_model_shape shape;
+        sm_init_scheme scheme;
+        sm_model_shape_preset("smollm2-135m", &shape);
+        shape.tied = 1;
+        sm_init_scheme_preset("decode", &shape, &scheme);
+        snprintf(path, sizeof path, "%s/base-q8_0.gguf", dir);
+        double t0 = now_ms();
+        if (sm_init_write_gguf(path, &shape, &scheme, vocab, SM_TYPE_Q8_0, 1, &err)) die("init", &err);
+        sm_gguf_close(vocab);
+        fprintf(stderr, "bench_meta: wrote a SmolLM2-135M-shaped Q8_0 model in %.1f s\n", (now_ms() - t0) / 1e3);
+        model_path = path;
+    }
+    long rss0 = rss_kb();
+    sm_model *m = sm_model_load(model_path, &err);
+    if (!m) die(model_path, &err);
+    char fp[65];
+    if (sm_model_fingerprint(m, fp)) return 1;
+    char std_dir[4300], act_dir[4300];
+    snprintf(std_dir, sizeof std_dir, "%s/standard", dir);
+    snprintf(act_dir, sizeof act_dir, "%s/activated", dir);
+    write_adapters(m, fp, std_dir, rank, 0);
+    write_adapters(m, fp, act_dir, rank, 1);
+    char *code = snippet_of(m->tokenizer, n_snippet);
+
+    /* memory: the base with a worker after a forward pass, then with the registry too */
+    sm_meta_worker *w = sm_meta_worker_new(m, 0, &err);
+    if (!w) die("worker", &err);
+    {
+        int *ids = NULL, n = 0;
+        sm_tokenize(m->tokenizer, code, strlen(code), 0, 0, &ids, &n, &err);
+        sm_context_truncate(sm_meta_worker_context(w), 0, NULL);
+        if (sm_forward(sm_meta_worker_context(w), ids, n, NULL, 0, &err)) die("forward", &err);
+        free(ids);
+    }
+    long rss_base = rss_kb();
+    sm_registry *std_reg = sm_registry_open(m, std_dir, &err);
+    if (!std_reg) die(std_dir, &err);
+    long rss_adapters = rss_kb();
+    printf("{\"bench\":\"memory\",\"model\":\"%s\",\"rss_before_load_kb\":%ld,\"rss_base_kb\":%ld,\"rss_base_adapters_kb\":%ld,"
+           "\"ratio\":%.4f,\"adapter_bytes\":%zu,\"tags_trie_bytes\":%zu,\"links_trie_bytes\":%zu,\"rank\":%d,\"n_ctx\":%d}\n",
+           model_path, rss0, rss_base, rss_adapters, (double)rss_adapters / (double)rss_base, sm_registry_bytes(std_reg),
+           sm_constraint_bytes(sm_registry_tags(std_reg)), sm_constraint_bytes(sm_registry_links(std_reg)), rank,
+           sm_context_n_ctx(sm_meta_worker_context(w)));
+    sm_registry *act_reg = sm_registry_open(m, act_dir, &err);
+    if (!act_reg) die(act_dir, &err);
+
+    /* adapter swap */
+    const sm_lora *a = sm_registry_acquire(std_reg, "title"), *b = sm_registry_acquire(std_reg, "tags");
+    float one = 1.0f;
+    int n_swaps = 100000;
+    double t0 = now_ms();
+    for (int i = 0; i < n_swaps; i++) sm_context_set_adapters(sm_meta_worker_context(w), i & 1 ? &a : &b, &one, 1, &err);
+    double swap_us = (now_ms() - t0) * 1e3 / n_swaps;
+    sm_context_set_adapters(sm_meta_worker_context(w), NULL, NULL, 0, NULL);
+    sm_registry_release(std_reg, a);
+    sm_registry_release(std_reg, b);
+    printf("{\"bench\":\"swap\",\"us\":%.3f,\"swaps\":%d}\n", swap_us, n_swaps);
+
+    /* prefill and per-token decode of the bare base, for reference */
+    {
+        int *ids = NULL, n = 0;
+        sm_tokenize(m->tokenizer, code, strlen(code), 0, 0, &ids, &n, &err);
+        float *logits = malloc((size_t)m->config.n_vocab * sizeof *logits);
+        sm_context *c = sm_meta_worker_context(w);
+        double best_prefill = 1e30, best_tok = 1e30;
+        for (int r = 0; r < reps; r++) {
+            sm_context_truncate(c, 0, NULL);
+            double t1 = now_ms();
+            sm_forward(c, ids, n, logits, 0, &err);
+            double t2 = now_ms();
+            int next = sm_argmax(logits, m->config.n_vocab);
+            for (int k = 0; k < 16; k++) {
+                sm_forward(c, &next, 1, logits, 0, &err);
+                next = sm_argmax(logits, m->config.n_vocab);
+            }
+            double t3 = now_ms();
+            if (t2 - t1 < best_prefill) best_prefill = t2 - t1;
+            if ((t3 - t2) / 16 < best_tok) best_tok = (t3 - t2) / 16;
+        }
+        printf("{\"bench\":\"forward\",\"threads\":%d,\"snippet_tokens\":%d,\"prefill_ms\":%.1f,\"decode_ms_per_token\":%.2f}\n", threads, n,
+               best_prefill, best_tok);
+        free(logits);
+        free(ids);
+    }
+    fflush(stdout);
+
+    bench_kind("activated", w, act_reg, code, gen, reps);
+    bench_kind("standard", w, std_reg, code, gen, reps);
+    if (full) { /* each task's own answer limit: random adapters rarely stop early, so mostly the limits */
+        bench_kind("activated", w, act_reg, code, 0, reps);
+        bench_kind("standard", w, std_reg, code, 0, reps);
+    }
+
+    sm_meta_worker_free(w);
+    sm_registry_free(std_reg);
+    sm_registry_free(act_reg);
+    sm_model_free(m);
+    free(code);
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "bench_meta: could not remove %s\n", dir);
+    return 0;
+}
