@@ -22,6 +22,7 @@ int cmd_meta(int argc, char **argv);  /* all, title, describe, tags, links: argv
 int cmd_serve(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_store(int argc, char **argv);   /* store merge */
 
 /* Prints "snipmeta: <msg>" to stderr; returns the exit code for an error of that sm_E* code

@@ -28,6 +28,7 @@ static const struct {
     {"store", cmd_store, "merge labels stores (the shards of a labelling job)"},
     {"train", cmd_train, "train a task's LoRA adapter (or a full fine-tune) on a base model"},
     {"pretrain", cmd_pretrain, "pretrain a base model from random weights on text"},
+    {"eval", cmd_eval, "score a task's test split (model and adapter, or the heuristic baseline)"},
 };
 
 static void usage(FILE *f) {
