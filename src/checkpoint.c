@@ -59,7 +59,7 @@ static void sync_dir(const char *path) {
 }
 
 int sm_checkpoint_save(const char *path, const char *config, const sm_ckpt_state *st, const float *params,
-                       const sm_adamw *opt, sm_error *err) {
+                       const sm_adamw *opt, const float *best, sm_error *err) {
     size_t len = strlen(path);
     char *tmp = malloc(len + 32);
     if (!tmp) return sm_err(err, SM_ENOMEM, "%s: out of memory", path);
@@ -84,10 +84,13 @@ int sm_checkpoint_save(const char *path, const char *config, const sm_ckpt_state
     put_u64(&w, (uint64_t)st->bad_evals);
     put_u64(&w, st->tokens_seen);
     put_f64(&w, st->elapsed_s);
+    put_u64(&w, st->best_step);
     put_u64(&w, opt->n);
     put(&w, params, opt->n * sizeof(float));
     put(&w, opt->m, opt->n * sizeof(float));
     put(&w, opt->v, opt->n * sizeof(float));
+    put_u64(&w, best ? opt->n : 0);
+    if (best) put(&w, best, opt->n * sizeof(float));
     uint8_t digest[32];
     sm_sha256_final(&w.h, digest);
     if (!w.bad && fwrite(digest, 1, 32, w.f) != 32) w.bad = 1;
@@ -174,7 +177,7 @@ done:
 }
 
 int sm_checkpoint_load(const char *path, const char *config, sm_ckpt_state *st, float *params, sm_adamw *opt,
-                       sm_error *err) {
+                       float *best, sm_error *err) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) return sm_err(err, SM_EIO, "%s: cannot open the checkpoint: %s", path, strerror(errno));
     struct stat sb;
@@ -224,19 +227,34 @@ int sm_checkpoint_load(const char *path, const char *config, sm_ckpt_state *st, 
     uint64_t t = 0, bad = 0, n = 0;
     if (get_u64(&r, &s.step) || get_u64(&r, &s.cursor.epoch) || get_u64(&r, &s.cursor.pos) ||
         get_u64(&r, &s.train_rng) || get_u64(&r, &t) || get_f64(&r, &s.best_val) || get_u64(&r, &bad) ||
-        get_u64(&r, &s.tokens_seen) || get_f64(&r, &s.elapsed_s) || get_u64(&r, &n)) {
+        get_u64(&r, &s.tokens_seen) || get_f64(&r, &s.elapsed_s) || get_u64(&r, &s.best_step) || get_u64(&r, &n)) {
         rc = sm_err(err, SM_EFORMAT, "%s: at byte %zu: the state runs past the end", path, r.at);
         goto done;
     }
     s.bad_evals = (int64_t)bad;
-    if (n != opt->n || (r.n - r.at) / 3 / sizeof(float) != n || (r.n - r.at) % (3 * sizeof(float))) {
+    size_t bytes = opt->n * sizeof(float);
+    if (n != opt->n || (r.n - r.at) / 3 < bytes) {
         rc = sm_err(err, SM_EFORMAT, "%s: at byte %zu: expected %zu parameters with their AdamW state, got %llu (%zu bytes)",
                     path, r.at, opt->n, (unsigned long long)n, r.n - r.at);
         goto done;
     }
-    get(&r, params, n * sizeof(float));
-    get(&r, opt->m, n * sizeof(float));
-    get(&r, opt->v, n * sizeof(float));
+    size_t at = r.at;
+    r.at += 3 * bytes;
+    uint64_t n_best = 0;
+    if (get_u64(&r, &n_best) || (n_best != 0 && n_best != n) || r.n - r.at != n_best * sizeof(float)) {
+        rc = sm_err(err, SM_EFORMAT, "%s: at byte %zu: expected 0 or %zu best parameters to the end, got %llu (%zu bytes)",
+                    path, at + 3 * bytes, opt->n, (unsigned long long)n_best, r.n - r.at);
+        goto done;
+    }
+    if (best && !n_best) {
+        rc = sm_err(err, SM_EFORMAT, "%s: the checkpoint keeps no best parameters, and this run needs them", path);
+        goto done;
+    }
+    if (best) memcpy(best, r.p + r.at, bytes);
+    r.at = at;
+    get(&r, params, bytes);
+    get(&r, opt->m, bytes);
+    get(&r, opt->v, bytes);
     opt->t = t;
     *st = s;
 done:

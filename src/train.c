@@ -128,6 +128,7 @@ typedef struct {
     sm_lr_schedule sched;
     sm_adamw_segment *segs;    /* the tensors and their weight decay */
     int n_segs;
+    float *best;               /* the parameters at the best validation loss (with patience), or NULL */
 } run;
 
 static int save_ckpt(run *r, sm_error *err) {
@@ -135,7 +136,7 @@ static int save_ckpt(run *r, sm_error *err) {
     double t0 = now_s();
     r->st.cursor = sm_batcher_cursor(r->tb);
     r->st.train_rng = sm_train_rng(r->tm);
-    int rc = sm_checkpoint_save(r->cfg->ckpt_path, r->identity, &r->st, r->params, r->opt, err);
+    int rc = sm_checkpoint_save(r->cfg->ckpt_path, r->identity, &r->st, r->params, r->opt, r->best, err);
     if (!rc) {
         json_t *o = json_object();
         json_object_set_new(o, "step", json_integer((json_int_t)r->st.step));
@@ -180,7 +181,9 @@ static int evaluate(run *r, sm_train_result *res, int *stop_now, sm_error *err) 
     res->last_val = vl;
     if (isnan(r->st.best_val) || vl < r->st.best_val) {
         r->st.best_val = vl;
+        r->st.best_step = r->st.step;
         r->st.bad_evals = 0;
+        if (r->best) memcpy(r->best, r->params, r->n_params * sizeof(float));
     } else if (r->st.step > 0) {
         r->st.bad_evals++;
     }
@@ -220,7 +223,7 @@ static void report(run *r, const sm_train_result *res, int is_eval, float loss, 
 
 int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples *val, const sm_train_config *cfg,
                  sm_train_result *res, sm_error *err) {
-    *res = (sm_train_result){.resumed_from = -1, .first_val = NAN, .best_val = NAN, .last_val = NAN, .final_loss = NAN};
+    *res = (sm_train_result){.resumed_from = -1, .restored_best = -1, .first_val = NAN, .best_val = NAN, .last_val = NAN, .final_loss = NAN};
     if (cfg->batch < 1 || cfg->seq < 2 || cfg->accum < 1 || cfg->steps < 0 || !(cfg->lr > 0) || cfg->warmup < 0 ||
         !(cfg->min_lr_frac >= 0 && cfg->min_lr_frac <= 1) || cfg->weight_decay < 0 || cfg->eval_every < 0 ||
         cfg->patience < 0 || cfg->ckpt_every < 0 || (cfg->steps == 0 && !(cfg->epochs > 0)))
@@ -247,6 +250,10 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
     }
     r.n_segs = n_t;
     if (n_t == 0) r.segs[r.n_segs++] = (sm_adamw_segment){0, r.n_params, cfg->weight_decay};
+    if (r.vb && cfg->eval_every > 0 && cfg->patience > 0 && !(r.best = malloc(r.n_params * sizeof(float)))) {
+        rc = sm_err(err, SM_ENOMEM, "out of memory for a copy of the best parameters");
+        goto done;
+    }
     if (!(identity = make_identity(tm, cfg, total, r.n_params, err))) { rc = SM_EINVAL; goto done; }
     r.identity = identity;
 
@@ -259,7 +266,7 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
     log_event(cfg->log, "config", o);
 
     if (cfg->resume && cfg->ckpt_path && access(cfg->ckpt_path, F_OK) == 0) {
-        rc = sm_checkpoint_load(cfg->ckpt_path, identity, &r.st, r.params, r.opt, err);
+        rc = sm_checkpoint_load(cfg->ckpt_path, identity, &r.st, r.params, r.opt, r.best, err);
         if (!rc) rc = sm_batcher_seek(r.tb, r.st.cursor, err);
         if (rc) goto done;
         sm_train_set_rng(tm, r.st.train_rng);
@@ -325,6 +332,14 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
     if (res->interrupted) {
         rc = save_ckpt(&r, err);
         if (rc) goto done;
+    } else if (r.best && r.st.best_val < res->last_val) {
+        /* with early stopping, the run ends with its best weights */
+        memcpy(r.params, r.best, r.n_params * sizeof(float));
+        res->restored_best = (long)r.st.best_step;
+        o = json_object();
+        json_object_set_new(o, "step", json_integer((json_int_t)r.st.best_step));
+        json_object_set_new(o, "val_loss", jreal(r.st.best_val));
+        log_event(cfg->log, "restore_best", o);
     }
     res->steps = (long)r.st.step;
     res->final_loss = loss;
@@ -345,6 +360,7 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
 done:
     free(identity);
     free(r.segs);
+    free(r.best);
     sm_adamw_free(r.opt);
     sm_batcher_free(r.tb);
     sm_batcher_free(r.vb);

@@ -21,6 +21,7 @@
  *   eval       step, val_loss (token-weighted mean over the validation set), val_tokens, eval_ms
  *   checkpoint step, ms
  *   early_stop step, best_val, patience
+ *   restore_best  step, val_loss: the weights the run ends with (see patience)
  *   summary    steps, final_loss, first_val, best_val, last_val, tokens, tokens_per_s, elapsed_s,
  *              stopped ("steps", "early", "interrupted")
  */
@@ -56,7 +57,9 @@ typedef struct {
     float weight_decay, clip;   /* clip <= 0: no clipping */
     sm_adamw_config adam;
     int eval_every;             /* steps between validation passes (0: none; also at the start and the end) */
-    int patience;               /* stop after this many evaluations without a new best (0: never) */
+    int patience;               /* stop after this many evaluations without a new best (0: never);
+                                   with patience the run keeps a copy of the best weights (in
+                                   memory and in checkpoints) and ends with them */
     int ckpt_every;             /* steps between checkpoints (0: none) */
     const char *ckpt_path;      /* NULL: no checkpoints */
     int resume;                 /* continue from ckpt_path when it exists */
@@ -77,6 +80,7 @@ void sm_train_config_default(sm_train_config *cfg);
 typedef struct {
     long steps;             /* steps done in all */
     long resumed_from;      /* -1: started afresh */
+    long restored_best;     /* the step whose weights the run ended with, -1: the last step's */
     double final_loss;      /* the last step's */
     double first_val, best_val, last_val; /* NAN without evaluations */
     uint64_t tokens;

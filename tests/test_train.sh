@@ -67,6 +67,8 @@ sum=$(grep '"event":"summary"' "$tmp/a.jsonl")
 sum=$(grep '"event":"summary"' "$tmp/s.jsonl")
 grep -q '"event":"early_stop"' "$tmp/s.jsonl" && [ "$(field "$sum" stopped)" = '"early"' ] && [ "$(field "$sum" steps)" -lt 40 ] \
     && ok "early stop after $(field "$sum" steps) steps (lr 5 diverges)" || bad "early stop: $sum"
+grep -q '"event":"restore_best","step":0,' "$tmp/s.jsonl" && ok "early stop: the run ends with its best weights (step 0)" \
+    || bad "early stop: no restore_best of step 0"
 
 # a quantized base
 "$bin" quantize "$tmp/base.gguf" "$tmp/q8.gguf" q8_0 >/dev/null 2>&1
