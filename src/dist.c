@@ -222,6 +222,14 @@ int sm_dist_barrier(sm_dist *d, sm_error *err) {
     return SM_OK;
 }
 
+void sm_dist_abort(sm_dist *d, int code) {
+#ifdef SM_HAVE_MPI
+    if (multi(d)) MPI_Abort(d->comm, code);
+#else
+    (void)d, (void)code;
+#endif
+}
+
 int sm_dist_reduce_scatter_sum(sm_dist *d, float *buf, const size_t *lo, sm_error *err) {
 #ifdef SM_HAVE_MPI
     if (!multi(d)) return SM_OK;

@@ -59,6 +59,9 @@ int sm_dist_any(sm_dist *d, int flag, sm_error *err);
 /* Copies bytes[0..n) from rank root to every rank. */
 int sm_dist_broadcast(sm_dist *d, void *buf, size_t n, int root, sm_error *err);
 int sm_dist_barrier(sm_dist *d, sm_error *err);
+/* Ends every rank of the job with exit status code (after an error on this rank only: the
+ * others would wait in their next collective forever). Returns only in a group of one. */
+void sm_dist_abort(sm_dist *d, int code);
 
 /* The slices of n elements over the ranks: rank r owns [lo[r], lo[r+1]), lo has size + 1
  * entries, the first n % size slices one element longer. */

@@ -2,6 +2,7 @@
 #include "train.h"
 
 #include "checkpoint.h"
+#include "zero.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -90,6 +91,7 @@ static char *make_identity(const sm_train_model *tm, const sm_train_config *cfg,
     json_object_set_new(id, "patience", json_integer(cfg->patience));
     json_object_set_new(id, "data_seed", json_integer((json_int_t)cfg->seed));
     json_object_set_new(id, "threads", json_integer(omp_get_max_threads()));
+    if (sm_dist_size(cfg->dist) > 1) json_object_set_new(id, "ranks", json_integer(sm_dist_size(cfg->dist)));
     char *s = json_dumps(id, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
     json_decref(id);
     if (!s) sm_err(err, SM_ENOMEM, "out of memory");
@@ -97,12 +99,13 @@ static char *make_identity(const sm_train_model *tm, const sm_train_config *cfg,
 }
 
 /* Token-weighted mean loss over the whole validation set. */
-static int eval_loss(sm_train_model *tm, sm_batcher *vb, double *loss, uint64_t *n_tok, sm_error *err) {
+static int eval_loss(sm_train_model *tm, sm_batcher *vb, sm_dist *dist, double *loss, uint64_t *n_tok, sm_error *err) {
     sm_batcher_rewind(vb);
     const sm_batch *bt;
     double sum = 0;
     uint64_t n = 0;
-    while (sm_batcher_next(vb, &bt)) {
+    for (long i = 0; sm_batcher_next(vb, &bt); i++) {
+        if (i % sm_dist_size(dist) != sm_dist_rank(dist)) continue; /* data parallel: every rank its batches */
         if (bt->n_targets == 0) continue;
         float l = 0;
         int rc = sm_train_forward_loss(tm, bt->tokens, bt->targets, bt->seg, bt->B, bt->T, &l, err);
@@ -110,6 +113,11 @@ static int eval_loss(sm_train_model *tm, sm_batcher *vb, double *loss, uint64_t 
         sum += (double)l * bt->n_targets;
         n += (uint64_t)bt->n_targets;
     }
+    double sums[2] = {sum, (double)n};
+    int rc = sm_dist_allreduce_f64(dist, sums, 2, err);
+    if (rc) return rc;
+    sum = sums[0];
+    n = (uint64_t)sums[1];
     *loss = n ? sum / (double)n : NAN;
     *n_tok = n;
     return SM_OK;
@@ -128,6 +136,9 @@ typedef struct {
     sm_lr_schedule sched;
     sm_adamw_segment *segs;    /* the tensors and their weight decay */
     int n_segs;
+    sm_zero *zero;             /* ZeRO-1: the AdamW state sharded over the ranks (opt is NULL then) */
+    double comm_s;             /* the last step's time in gradient reductions (several ranks) */
+    uint64_t comm_bytes;       /* and the bytes this rank reduced */
     float *best;               /* the parameters at the best validation loss (with patience), or NULL */
 } run;
 
@@ -136,7 +147,11 @@ static int save_ckpt(run *r, sm_error *err) {
     double t0 = now_s();
     r->st.cursor = sm_batcher_cursor(r->tb);
     r->st.train_rng = sm_train_rng(r->tm);
-    int rc = sm_checkpoint_save(r->cfg->ckpt_path, r->identity, &r->st, r->params, r->opt, r->best, err);
+    sm_adamw *opt = r->opt;
+    int rc = r->zero ? sm_zero_gather(r->zero, 0, &opt, err) : SM_OK; /* ZeRO: the whole state, on rank 0 */
+    if (!rc && sm_dist_rank(r->cfg->dist) == 0) /* rank 0 alone writes */
+        rc = sm_checkpoint_save(r->cfg->ckpt_path, r->identity, &r->st, r->params, opt, r->best, err);
+    if (r->zero) sm_adamw_free(opt);
     if (!rc) {
         json_t *o = json_object();
         json_object_set_new(o, "step", json_integer((json_int_t)r->st.step));
@@ -150,32 +165,51 @@ static int save_ckpt(run *r, sm_error *err) {
 static int train_step(run *r, float lr, float *loss, double *norm, uint64_t *tokens, double *update_s, sm_error *err) {
     const sm_train_config *cfg = r->cfg;
     sm_train_zero_grads(r->tm);
-    sm_train_set_grad_scale(r->tm, 1.0f / (float)cfg->accum);
     double sum = 0;
     *tokens = 0;
     for (int k = 0; k < cfg->accum; k++) {
         const sm_batch *bt;
         sm_batcher_next(r->tb, &bt);
+        /* data parallel: this rank's rows, weighted by their share of the micro-batch's targets
+           (one process: all rows, weight 1) */
+        int row0, rows, mine = 0;
+        sm_dist_rows(cfg->dist, bt->B, &row0, &rows);
+        size_t at = (size_t)row0 * (size_t)bt->T;
+        for (size_t i = at; i < at + (size_t)rows * (size_t)bt->T; i++) mine += bt->targets[i] >= 0;
+        float w = bt->n_targets > 0 ? (float)mine / (float)bt->n_targets : 0.0f;
+        sm_train_set_grad_scale(r->tm, w / (float)cfg->accum);
         float l = 0;
-        int rc = sm_train_forward_backward(r->tm, bt->tokens, bt->targets, bt->seg, bt->B, bt->T, &l, err);
+        int rc = sm_train_forward_backward(r->tm, bt->tokens + at, bt->targets + at, bt->seg + at, rows, bt->T, &l, err);
         if (rc) return rc;
-        sum += l;
+        sum += (double)w * l;
         *tokens += (uint64_t)bt->n_tokens;
     }
+    sm_dist_stats before = sm_dist_get_stats(cfg->dist);
+    int rc = sm_dist_allreduce_f64(cfg->dist, &sum, 1, err);
+    if (rc) return rc;
     *loss = (float)(sum / cfg->accum);
     double t0 = now_s();
-    *norm = sm_grad_clip(r->grads, r->n_params, cfg->clip);
-    sm_adamw_begin_step(r->opt);
-    sm_adamw_update_segments(r->opt, r->params, r->grads, r->segs, r->n_segs, lr);
+    if (r->zero) { /* reduce-scatter, clip, the own slice's update, allgather */
+        rc = sm_zero_step(r->zero, r->params, r->grads, lr, cfg->clip, norm, err);
+    } else {
+        rc = sm_dist_allreduce_sum(cfg->dist, r->grads, r->n_params, err);
+        if (rc) return rc;
+        *norm = sm_grad_clip(r->grads, r->n_params, cfg->clip);
+        sm_adamw_begin_step(r->opt);
+        sm_adamw_update_segments(r->opt, r->params, r->grads, r->segs, r->n_segs, lr);
+    }
     *update_s = now_s() - t0;
-    return SM_OK;
+    sm_dist_stats after = sm_dist_get_stats(cfg->dist);
+    r->comm_s = after.seconds - before.seconds;
+    r->comm_bytes = after.bytes - before.bytes;
+    return rc;
 }
 
 static int evaluate(run *r, sm_train_result *res, int *stop_now, sm_error *err) {
     const sm_train_config *cfg = r->cfg;
     double t0 = now_s(), vl = NAN;
     uint64_t n = 0;
-    int rc = eval_loss(r->tm, r->vb, &vl, &n, err);
+    int rc = eval_loss(r->tm, r->vb, r->cfg->dist, &vl, &n, err);
     if (rc) return rc;
     if (isnan(res->first_val)) res->first_val = vl;
     res->last_val = vl;
@@ -229,6 +263,12 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
         cfg->patience < 0 || cfg->ckpt_every < 0 || (cfg->steps == 0 && !(cfg->epochs > 0)))
         return sm_err(err, SM_EINVAL, "training: bad settings (batch %d, seq %d, accum %d, steps %ld, epochs %g, lr %g, warmup %ld)",
                       cfg->batch, cfg->seq, cfg->accum, cfg->steps, cfg->epochs, cfg->lr, cfg->warmup);
+    if (sm_dist_size(cfg->dist) > cfg->batch)
+        return sm_err(err, SM_EINVAL, "training: %d ranks for micro-batches of %d rows (every rank needs a row: --batch >= ranks)",
+                      sm_dist_size(cfg->dist), cfg->batch);
+    sm_train_config local = *cfg; /* data parallel: rank 0 alone logs and reports */
+    if (sm_dist_rank(cfg->dist) != 0) local.log = NULL, local.progress = NULL;
+    cfg = &local;
     run r = {.tm = tm, .cfg = cfg, .n_train = train->n};
     r.params = sm_train_params(tm, &r.n_params);
     r.grads = sm_train_grads(tm, &r.n_params);
@@ -239,7 +279,8 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
     char *identity = NULL;
     if (!(r.tb = sm_batcher_new(train, cfg->batch, cfg->seq, 1, cfg->seed, err))) { rc = err ? err->code : SM_EINVAL; goto done; }
     if (val && val->n > 0 && !(r.vb = sm_batcher_new(val, cfg->batch, cfg->seq, 0, 0, err))) { rc = err ? err->code : SM_EINVAL; goto done; }
-    if (!(r.opt = sm_adamw_new(r.n_params, &cfg->adam, err))) { rc = err ? err->code : SM_ENOMEM; goto done; }
+    int use_zero = sm_dist_size(cfg->dist) > 1 && sm_train_model_mode(tm) == SM_TRAIN_FULL && cfg->zero >= 0;
+    if (!use_zero && !(r.opt = sm_adamw_new(r.n_params, &cfg->adam, err))) { rc = err ? err->code : SM_ENOMEM; goto done; }
     /* weight decay on matrices only (every LoRA A and B is one); never on norms and biases */
     int n_t = sm_train_n_tensors(tm);
     r.segs = malloc((size_t)(n_t > 0 ? n_t : 1) * sizeof *r.segs);
@@ -250,6 +291,10 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
     }
     r.n_segs = n_t;
     if (n_t == 0) r.segs[r.n_segs++] = (sm_adamw_segment){0, r.n_params, cfg->weight_decay};
+    if (use_zero && !(r.zero = sm_zero_new(cfg->dist, r.n_params, &cfg->adam, r.segs, r.n_segs, err))) {
+        rc = err ? err->code : SM_ENOMEM;
+        goto done;
+    }
     if (r.vb && cfg->eval_every > 0 && cfg->patience > 0 && !(r.best = malloc(r.n_params * sizeof(float)))) {
         rc = sm_err(err, SM_ENOMEM, "out of memory for a copy of the best parameters");
         goto done;
@@ -265,8 +310,12 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
     json_object_set_new(o, "ckpt_every", json_integer(cfg->ckpt_every));
     log_event(cfg->log, "config", o);
 
-    if (cfg->resume && cfg->ckpt_path && access(cfg->ckpt_path, F_OK) == 0) {
-        rc = sm_checkpoint_load(cfg->ckpt_path, identity, &r.st, r.params, r.opt, r.best, err);
+    if (cfg->resume && cfg->ckpt_path && sm_dist_any(cfg->dist, access(cfg->ckpt_path, F_OK) == 0, err) > 0) {
+        /* every rank reads the checkpoint (a shared file system); ZeRO keeps its slice of the state */
+        sm_adamw *opt = r.zero ? sm_adamw_new(r.n_params, &cfg->adam, err) : r.opt;
+        rc = opt ? sm_checkpoint_load(cfg->ckpt_path, identity, &r.st, r.params, opt, r.best, err) : SM_ENOMEM;
+        if (r.zero && opt && !rc) sm_zero_load(r.zero, opt);
+        if (r.zero) sm_adamw_free(opt);
         if (!rc) rc = sm_batcher_seek(r.tb, r.st.cursor, err);
         if (rc) goto done;
         sm_train_set_rng(tm, r.st.train_rng);
@@ -288,7 +337,7 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
     }
     float loss = NAN, lr = 0;
     while ((long)r.st.step < total && !stop_now) {
-        if (cfg->stop && *cfg->stop) {
+        if (sm_dist_any(cfg->dist, cfg->stop && *cfg->stop, err) > 0) { /* every rank stops at the same step */
             res->interrupted = 1;
             break;
         }
@@ -316,6 +365,10 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
         json_object_set_new(o, "tokens_per_s", jreal(tok_s));
         json_object_set_new(o, "step_ms", jreal(1e3 * (t1 - t0)));
         json_object_set_new(o, "update_ms", jreal(1e3 * update_s));
+        if (sm_dist_size(cfg->dist) > 1) {
+            json_object_set_new(o, "comm_ms", jreal(1e3 * r.comm_s));
+            json_object_set_new(o, "comm_bytes", json_integer((json_int_t)r.comm_bytes));
+        }
         json_object_set_new(o, "epoch", jreal(epoch));
         log_event(cfg->log, "step", o);
         report(&r, res, 0, loss, lr, norm, tok_s, r.st.elapsed_s, steps_here, here);
@@ -341,6 +394,10 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
         json_object_set_new(o, "val_loss", jreal(r.st.best_val));
         log_event(cfg->log, "restore_best", o);
     }
+    if (sm_dist_size(cfg->dist) > 1 && sm_dist_same(cfg->dist, r.params, r.n_params * sizeof(float), err) != 1) {
+        rc = err && err->code ? err->code : sm_err(err, SM_EIO, "data parallel: the ranks' weights differ at the end");
+        goto done;
+    }
     res->steps = (long)r.st.step;
     res->final_loss = loss;
     res->tokens = r.st.tokens_seen;
@@ -362,6 +419,7 @@ done:
     free(r.segs);
     free(r.best);
     sm_adamw_free(r.opt);
+    sm_zero_free(r.zero);
     sm_batcher_free(r.tb);
     sm_batcher_free(r.vb);
     return rc;

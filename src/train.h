@@ -29,6 +29,7 @@
 #define SM_TRAIN_H
 
 #include "batch.h"
+#include "dist.h"
 #include "optim.h"
 #include "train_model.h"
 
@@ -70,6 +71,16 @@ typedef struct {
     void (*progress)(void *user, const sm_train_progress *p);
     void *user;
     volatile sig_atomic_t *stop; /* when it becomes non-zero: checkpoint and return (may be NULL) */
+    sm_dist *dist;              /* data parallel (dist.h): the process group, NULL for one process.
+                                   Each rank computes its rows of every micro-batch (sm_dist_rows,
+                                   so size <= batch), its gradient weighted by its share of the
+                                   micro-batch's targets; the gradients are summed over the ranks
+                                   and every rank takes the same step, so the global batch and the
+                                   schedule do not depend on the number of ranks. Rank 0 alone
+                                   logs, reports and writes checkpoints; a resume needs the same
+                                   number of ranks ("ranks" joins the identity). */
+    int zero;                   /* several ranks training the full model: 0 (default) shards the
+                                   AdamW state over them (ZeRO-1, zero.h); -1 keeps it whole */
 } sm_train_config;
 
 /* Fills *cfg with the defaults: batch 8, seq 256, accum 1, 1 epoch, lr 2e-4, min_lr_frac 0.1,
