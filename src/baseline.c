@@ -455,7 +455,11 @@ static char *make_tags(const sm_baseline *b, const char *lang, const char *code)
         for (int w = 0; w < n_words; w++)
             for (char *c = words[w]; *c; c++) *c = (char)tolower((unsigned char)*c);
         /* a module or library name that is itself a tag (json., asyncio., subprocess.) */
-        if (u->n_parts > 1 && strcmp(u->part[0], lang) && in_sorted(b->tags, b->n_tags, u->part[0])) vote(cand, &n_cand, u->part[0], 3, i);
+        const char *part0 = u->part[0];
+        char **own = u->n_parts > 1 && strcmp(part0, lang) && b->n_tags
+                         ? bsearch(&part0, b->tags, (size_t)b->n_tags, sizeof *b->tags, str_cmp)
+                         : NULL;
+        if (own) vote(cand, &n_cand, *own, 3, i);
         for (size_t r = 0; r < sizeof tag_rules / sizeof tag_rules[0]; r++) {
             if (tag_rules[r].lang && strcmp(tag_rules[r].lang, lang)) continue;
             if (!rule_matches(tag_rules[r].key, u, words, n_words)) continue;
@@ -512,15 +516,13 @@ static int expand(const char *pattern, int call_only, const use *u, char *out, s
                 if (u->n_parts < 2) return -1;
                 snprintf(piece, sizeof piece, "%s", u->part[1]);
             } else if (p[1] == 'P') {
+                /* the parts joined by '::'; a fully qualified call (A::B::f) drops its function */
+                int m = 1;
+                while (m < u->n_parts && u->sep[m - 1] == ':') m++;
+                if (m == u->n_parts && u->call) m--;
+                if (m < 2) return -1;
                 size_t pl = 0;
-                int k = 0;
-                while (k + 1 < u->n_parts && u->sep[k] == ':') {
-                    pl += (size_t)snprintf(piece + pl, sizeof piece - pl, "%s%s", k ? "::" : "", u->part[k]);
-                    k++;
-                }
-                if (k == 0) return -1;
-                if (k + 1 == u->n_parts && u->sep[k - 1] == ':' && !u->call) /* Net::Netrc with no method */
-                    pl += (size_t)snprintf(piece + pl, sizeof piece - pl, "::%s", u->part[k]);
+                for (int k = 0; k < m; k++) pl += (size_t)snprintf(piece + pl, sizeof piece - pl, "%s%s", k ? "::" : "", u->part[k]);
             }
             p += 2;
         } else {
