@@ -109,6 +109,11 @@ int cmd_pretrain(int argc, char **argv) {
 
     sm_error err = {0};
     int rc = EXIT_OK;
+    sm_dist *dist = NULL; /* under mpirun: this rank of the data-parallel group (train.h) */
+    if (sm_dist_init(&dist, &err)) return cli_report(&err);
+    int root = sm_dist_rank(dist) == 0, interrupted = 0;
+    cfg->dist = dist;
+    if (!root) tf.quiet = 1, tf.log_path = NULL; /* rank 0 alone prints and writes files */
     sm_gguf *vocab = NULL;
     sm_model *m = NULL;
     sm_train_model *tm = NULL;
@@ -178,10 +183,13 @@ int cmd_pretrain(int argc, char **argv) {
     train_cli_finish(&tf);
     if (trc) { rc = cli_report(&err); goto done; }
     if (res.interrupted) {
-        fprintf(stderr, "snipmeta pretrain: stopped at step %ld; checkpoint %s (continue with --resume)\n", res.steps, cfg->ckpt_path);
+        interrupted = 1;
+        if (root)
+            fprintf(stderr, "snipmeta pretrain: stopped at step %ld; checkpoint %s (continue with --resume)\n", res.steps, cfg->ckpt_path);
         rc = EXIT_FAIL;
         goto done;
     }
+    if (!root) goto done; /* rank 0 alone writes the outputs */
     if (sm_train_model_save_gguf(tm, out, type, &err)) { rc = cli_report(&err); goto done; }
     if (!tf.keep_ckpt) unlink(cfg->ckpt_path);
     if (!tf.quiet) {
@@ -190,6 +198,7 @@ int cmd_pretrain(int argc, char **argv) {
         fprintf(stderr, ", %.1f s; wrote %s\n", res.elapsed_s, out);
     }
 done:
+    if (rc != EXIT_OK && !interrupted) sm_dist_abort(dist, rc); /* an error on one rank ends them all */
     sm_train_model_free(tm);
     sm_examples_free(train);
     sm_examples_free(val);
@@ -199,5 +208,6 @@ done:
     free(ckpt);
     free(identity);
     free(corpus);
+    sm_dist_finalize(dist);
     return rc;
 }

@@ -134,6 +134,11 @@ int cmd_train(int argc, char **argv) {
 
     sm_error err = {0};
     int rc = EXIT_OK;
+    sm_dist *dist = NULL; /* under mpirun: this rank of the data-parallel group (train.h) */
+    if (sm_dist_init(&dist, &err)) return cli_report(&err);
+    int root = sm_dist_rank(dist) == 0, interrupted = 0;
+    cfg->dist = dist;
+    if (!root) o.tf.quiet = 1, o.tf.log_path = NULL; /* rank 0 alone prints and writes files */
     sm_model *m = NULL;
     sm_lora *lora = NULL;
     sm_train_model *tm = NULL;
@@ -204,10 +209,13 @@ int cmd_train(int argc, char **argv) {
     train_cli_finish(&o.tf);
     if (trc) { rc = cli_report(&err); goto done; }
     if (res.interrupted) {
-        fprintf(stderr, "snipmeta train: stopped at step %ld; checkpoint %s (continue with --resume)\n", res.steps, cfg->ckpt_path);
+        interrupted = 1;
+        if (root)
+            fprintf(stderr, "snipmeta train: stopped at step %ld; checkpoint %s (continue with --resume)\n", res.steps, cfg->ckpt_path);
         rc = EXIT_FAIL;
         goto done;
     }
+    if (!root) goto done; /* rank 0 alone writes the outputs */
     if (o.full) {
         if (sm_train_model_save_gguf(tm, o.out, o.type, &err)) { rc = cli_report(&err); goto done; }
     } else {
@@ -221,6 +229,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "%s, %.1f s; wrote %s\n", res.stopped_early ? " (early stop)" : "", res.elapsed_s, o.out);
     }
 done:
+    if (rc != EXIT_OK && !interrupted) sm_dist_abort(dist, rc); /* an error on one rank ends them all */
     sm_train_model_free(tm);
     sm_lora_free(lora);
     sm_examples_free(train);
@@ -230,5 +239,6 @@ done:
     free(val_path);
     free(ckpt);
     free(identity);
+    sm_dist_finalize(dist);
     return rc;
 }
