@@ -330,8 +330,7 @@ void swiglu_backward(float *dgate, float *dup, const float *dh, const float *gat
     }
 }
 
-/* kt (head_dim, T) = the head_dim columns at offset `off` of rows 0..T-1 of x (T rows of `stride`):
- * keys and values transposed, so that the products over positions are contiguous axpys. */
+/* kt (head_dim, T) = the head_dim columns at offset `off` of rows 0..T-1 of x (T rows of `stride`). */
 static void transpose_head(float *kt, const float *x, int T, size_t stride, size_t off, int head_dim) {
     for (int j = 0; j < T; j++) {
         const float *xj = x + (size_t)j * stride + off;
@@ -339,48 +338,54 @@ static void transpose_head(float *kt, const float *x, int T, size_t stride, size
     }
 }
 
+/* C (M,N) += A (M,K) · B (K,N) on the calling thread (inside a parallel region), B f32 rows of
+ * ldb floats; A(m,k) at a[m * a_rs + k * a_ks]. */
+static void gemm_f32(float *c, size_t ldc, const float *a, size_t a_rs, size_t a_ks, const float *b, size_t ldb, int M,
+                     int N, int K) {
+    gemm_args g = {.c = c, .ldc = ldc, .a = a, .a_rs = a_rs, .a_ks = a_ks, .b = b, .kind = B_ROWS,
+                   .b_type = SM_TYPE_F32, .b_ld = sizeof(float) * ldb, .M = M, .N = N, .K = K};
+    gemm(&g);
+}
+
+/* Attention runs one unit per (row, kv head) and, within it, per query head, the four products
+ * as blocked matrix products over the whole T x T square (the causal half beyond each row's
+ * range is zero in the probabilities, which costs twice the FLOPs of a triangular loop but runs
+ * several times faster). Units write disjoint parts of out, dq, dk and dv. */
 void attention_forward_train(float *out, float *att, const float *q, const float *k, const float *v, const int *start,
                              int B, int T, int n_head, int n_head_kv, int head_dim) {
     const int group = n_head / n_head_kv, q_dim = n_head * head_dim, kv_dim = n_head_kv * head_dim;
     const float scale = 1.0f / sqrtf((float)head_dim);
     float *scratch = malloc(sizeof(float) * (size_t)head_dim * T * omp_get_max_threads());
     assert(scratch);
-    /* one unit per (row, kv head): its keys transposed once for the group's query heads */
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)
         for (int g = 0; g < n_head_kv; g++) {
             float *kt = scratch + (size_t)head_dim * T * omp_get_thread_num();
-            const size_t kvo = (size_t)g * head_dim;
-            transpose_head(kt, k + (size_t)b * T * kv_dim, T, (size_t)kv_dim, kvo, head_dim);
-            for (int h = g * group; h < (g + 1) * group; h++)
+            const size_t kvo = (size_t)g * head_dim, row0 = (size_t)b * T;
+            transpose_head(kt, k + row0 * kv_dim, T, (size_t)kv_dim, kvo, head_dim);
+            for (int h = g * group; h < (g + 1) * group; h++) {
+                float *a = att + ((size_t)b * n_head + h) * T * T;
+                const float *qh = q + row0 * q_dim + (size_t)h * head_dim;
+                float *oh = out + row0 * q_dim + (size_t)h * head_dim;
+                memset(a, 0, sizeof(float) * (size_t)T * T);
+                gemm_f32(a, (size_t)T, qh, (size_t)q_dim, 1, kt, (size_t)T, T, T, head_dim); /* S = Q K^T */
                 for (int t = 0; t < T; t++) {
-                    const size_t row = (size_t)b * T + t;
-                    const float *qt = q + row * q_dim + (size_t)h * head_dim;
-                    float *a = att + (((size_t)b * n_head + h) * T + t) * T;
-                    const int j0 = start[row];
-                    for (int j = 0; j < T; j++) a[j] = 0.0f;
-                    for (int i = 0; i < head_dim; i++) {
-                        const float qi = qt[i], *kti = kt + (size_t)i * T;
-#pragma omp simd
-                        for (int j = j0; j <= t; j++) a[j] += qi * kti[j];
-                    }
+                    float *at = a + (size_t)t * T;
+                    const int j0 = start[row0 + t];
                     float max = -INFINITY, sum = 0.0f;
                     for (int j = j0; j <= t; j++) {
-                        a[j] *= scale;
-                        max = a[j] > max ? a[j] : max;
+                        at[j] *= scale;
+                        max = at[j] > max ? at[j] : max;
                     }
-                    for (int j = j0; j <= t; j++) { a[j] = expf(a[j] - max); sum += a[j]; }
+                    for (int j = 0; j < j0; j++) at[j] = 0.0f;
+                    for (int j = t + 1; j < T; j++) at[j] = 0.0f;
+                    for (int j = j0; j <= t; j++) { at[j] = expf(at[j] - max); sum += at[j]; }
                     const float inv = 1.0f / sum;
-                    for (int j = j0; j <= t; j++) a[j] *= inv;
-                    float *o = out + row * q_dim + (size_t)h * head_dim;
-                    for (int i = 0; i < head_dim; i++) o[i] = 0.0f;
-                    for (int j = j0; j <= t; j++) {
-                        const float *vj = v + ((size_t)b * T + j) * kv_dim + kvo;
-                        const float aj = a[j];
-#pragma omp simd
-                        for (int i = 0; i < head_dim; i++) o[i] += aj * vj[i];
-                    }
+                    for (int j = j0; j <= t; j++) at[j] *= inv;
+                    for (int i = 0; i < head_dim; i++) oh[(size_t)t * q_dim + i] = 0.0f;
                 }
+                gemm_f32(oh, (size_t)q_dim, a, (size_t)T, 1, v + row0 * kv_dim + kvo, (size_t)kv_dim, T, head_dim, T); /* O = P V */
+            }
         }
     free(scratch);
 }
@@ -390,45 +395,38 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                         int head_dim) {
     const int group = n_head / n_head_kv, q_dim = n_head * head_dim, kv_dim = n_head_kv * head_dim;
     const float scale = 1.0f / sqrtf((float)head_dim);
-    const size_t per_thread = (size_t)head_dim * T + T;
+    const size_t per_thread = (size_t)head_dim * T + (size_t)T * T;
     float *scratch = malloc(sizeof(float) * per_thread * omp_get_max_threads());
     assert(scratch);
-    /* one unit per (row, kv head): dk and dv of that head are written by this unit only */
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)
         for (int g = 0; g < n_head_kv; g++) {
-            float *vt = scratch + per_thread * omp_get_thread_num(), *datt = vt + (size_t)head_dim * T;
-            const size_t kvo = (size_t)g * head_dim;
-            transpose_head(vt, v + (size_t)b * T * kv_dim, T, (size_t)kv_dim, kvo, head_dim);
-            for (int h = g * group; h < (g + 1) * group; h++)
-                for (int t = 0; t < T; t++) {
-                    const size_t row = (size_t)b * T + t;
-                    const float *a = att + (((size_t)b * n_head + h) * T + t) * T;
-                    const float *go = dout + row * q_dim + (size_t)h * head_dim;
-                    const float *qt = q + row * q_dim + (size_t)h * head_dim;
-                    float *dqt = dq + row * q_dim + (size_t)h * head_dim;
-                    const int j0 = start[row];
-                    for (int j = j0; j <= t; j++) datt[j] = 0.0f;
-                    for (int i = 0; i < head_dim; i++) { /* datt_j = dout . v_j */
-                        const float gi = go[i], *vti = vt + (size_t)i * T;
-#pragma omp simd
-                        for (int j = j0; j <= t; j++) datt[j] += gi * vti[j];
-                    }
-                    float dot = 0.0f; /* sum_j a_j datt_j */
-                    for (int j = j0; j <= t; j++) dot += a[j] * datt[j];
-                    for (int j = j0; j <= t; j++) {
-                        const size_t jr = ((size_t)b * T + j) * kv_dim + kvo;
-                        const float aj = a[j], ds = aj * (datt[j] - dot) * scale;
-                        float *dvj = dv + jr, *dkj = dk + jr;
-                        const float *kj = k + jr;
-#pragma omp simd
-                        for (int i = 0; i < head_dim; i++) {
-                            dvj[i] += aj * go[i];
-                            dqt[i] += ds * kj[i];
-                            dkj[i] += ds * qt[i];
-                        }
-                    }
+            float *vt = scratch + per_thread * omp_get_thread_num(), *ds = vt + (size_t)head_dim * T;
+            const size_t kvo = (size_t)g * head_dim, row0 = (size_t)b * T;
+            const float *kh = k + row0 * kv_dim + kvo;
+            float *dkh = dk + row0 * kv_dim + kvo, *dvh = dv + row0 * kv_dim + kvo;
+            transpose_head(vt, v + row0 * kv_dim, T, (size_t)kv_dim, kvo, head_dim);
+            for (int h = g * group; h < (g + 1) * group; h++) {
+                const float *a = att + ((size_t)b * n_head + h) * T * T;
+                const float *goh = dout + row0 * q_dim + (size_t)h * head_dim;
+                const float *qh = q + row0 * q_dim + (size_t)h * head_dim;
+                float *dqh = dq + row0 * q_dim + (size_t)h * head_dim;
+                memset(ds, 0, sizeof(float) * (size_t)T * T);
+                gemm_f32(ds, (size_t)T, goh, (size_t)q_dim, 1, vt, (size_t)T, T, T, head_dim); /* dP = dO V^T */
+                for (int t = 0; t < T; t++) { /* dS = P * (dP - rowsum(P * dP)) * scale */
+                    const float *at = a + (size_t)t * T;
+                    float *dst = ds + (size_t)t * T;
+                    const int j0 = start[row0 + t];
+                    float dot = 0.0f;
+                    for (int j = j0; j <= t; j++) dot += at[j] * dst[j];
+                    for (int j = 0; j < j0; j++) dst[j] = 0.0f;
+                    for (int j = j0; j <= t; j++) dst[j] = at[j] * (dst[j] - dot) * scale;
+                    for (int j = t + 1; j < T; j++) dst[j] = 0.0f;
                 }
+                gemm_f32(dvh, (size_t)kv_dim, a, 1, (size_t)T, goh, (size_t)q_dim, T, head_dim, T);   /* dV += P^T dO */
+                gemm_f32(dqh, (size_t)q_dim, ds, (size_t)T, 1, kh, (size_t)kv_dim, T, head_dim, T);   /* dQ += dS K */
+                gemm_f32(dkh, (size_t)kv_dim, ds, 1, (size_t)T, qh, (size_t)q_dim, T, head_dim, T);   /* dK += dS^T Q */
+            }
         }
     free(scratch);
 }

@@ -475,6 +475,30 @@ static void test_attention(void) {
     free(dq); free(dk); free(dv); free(dq2); free(dk2); free(dv2);
 }
 
+/* The optimised attention against its reference on a long packed row (products over more than
+ * one panel of positions) and head_dim 64. */
+static void test_attention_long(void) {
+    const int B = 1, T = 600, n_head = 2, n_head_kv = 1, head_dim = 64;
+    int *start = malloc(sizeof(int) * T);
+    for (int t = 0; t < T; t++) start[t] = t < 380 ? 0 : 380;
+    const size_t qs = (size_t)T * n_head * head_dim, ks = (size_t)T * n_head_kv * head_dim, as = (size_t)n_head * T * T;
+    float *q = fzeros(qs), *k = fzeros(ks), *v = fzeros(ks), *r = fzeros(qs), *o1 = fzeros(qs), *o2 = fzeros(qs);
+    float *a1 = fzeros(as), *a2 = fzeros(as);
+    float *dq1 = fzeros(qs), *dk1 = fzeros(ks), *dv1 = fzeros(ks), *dq2 = fzeros(qs), *dk2 = fzeros(ks), *dv2 = fzeros(ks);
+    fill(q, qs, 1.0f); fill(k, ks, 1.0f); fill(v, ks, 1.0f); fill(r, qs, 1.0f);
+    attention_forward_train(o1, a1, q, k, v, start, B, T, n_head, n_head_kv, head_dim);
+    attention_forward_train_ref(o2, a2, q, k, v, start, B, T, n_head, n_head_kv, head_dim);
+    check_same("attention_forward_train T=600 out", o1, o2, qs, 1e-5);
+    check_same("attention_forward_train T=600 att", a1, a2, as, 1e-5);
+    attention_backward(dq1, dk1, dv1, r, a1, q, k, v, start, B, T, n_head, n_head_kv, head_dim);
+    attention_backward_ref(dq2, dk2, dv2, r, a2, q, k, v, start, B, T, n_head, n_head_kv, head_dim);
+    check_same("attention_backward T=600 dq", dq1, dq2, qs, 1e-5);
+    check_same("attention_backward T=600 dk", dk1, dk2, ks, 1e-5);
+    check_same("attention_backward T=600 dv", dv1, dv2, ks, 1e-5);
+    free(start); free(q); free(k); free(v); free(r); free(o1); free(o2); free(a1); free(a2);
+    free(dq1); free(dk1); free(dv1); free(dq2); free(dk2); free(dv2);
+}
+
 /* ---- cross-entropy --------------------------------------------------------------------------- */
 
 typedef struct {
@@ -542,6 +566,7 @@ int main(void) {
     test_rope(1);
     test_swiglu();
     test_attention();
+    test_attention_long();
     test_cross_entropy();
     if (failures) {
         printf("%d check(s) FAILED\n", failures);
