@@ -24,8 +24,9 @@ void matmul_backward_dx_ref(float *dx, const float *dy, const void *w, int type,
 void matmul_backward_dw(float *dw, float *db, const float *dy, const float *x, int n, int in, int out);
 void matmul_backward_dw_ref(float *dw, float *db, const float *dy, const float *x, int n, int in, int out);
 
-/* y (n,out) = x (n,in) · W^T for f32 W (out,in) with the same blocked engine as the two above
- * (the training forward of full mode, where the weights change every step). */
+/* y (n,out) = x (n,in) · W^T for f32 W (out,in) on the same blocked engine as the two above
+ * (packing W transposed). The training forward uses matmul_forward (kernels.h), which is as fast
+ * or faster at the model shapes; this one is kept for the tests and bench_train's kernel lines. */
 void matmul_forward_f32(float *y, const float *x, const float *w, int n, int in, int out);
 
 /* dwte (n_vocab,d) += dx (n,d) scattered to the rows of tokens (n). */
@@ -60,7 +61,8 @@ void attention_forward_train(float *out, float *att, const float *q, const float
 void attention_forward_train_ref(float *out, float *att, const float *q, const float *k, const float *v,
                                  const int *start, int B, int T, int n_head, int n_head_kv, int head_dim);
 /* dq (like q), dk, dv (like k) += the gradients given dout (like out) and the forward's att.
- * Threads split (row, kv head) pairs, so dk and dv need no reduction across threads. */
+ * Threads split (row, kv head) pairs, so dk and dv need no reduction across threads; the
+ * products run as blocked matrix products over the T x T square. */
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
                         const float *k, const float *v, const int *start, int B, int T, int n_head, int n_head_kv,
                         int head_dim);
