@@ -31,7 +31,10 @@ void sm_adamw_free(sm_adamw *o) {
 void sm_adamw_begin_step(sm_adamw *o) { o->t++; }
 
 /* The update of one segment by the threads of the enclosing parallel region (or by one thread),
- * without a barrier at the end: elements are independent. */
+ * without a barrier at the end: elements are independent. CMakeLists.txt builds this file with
+ * -fno-math-errno so that the loop vectorizes (sqrtf of a non-negative value never sets errno;
+ * IEEE square root and division are correctly rounded in vector and scalar form alike, so the
+ * results are the same bits either way). */
 static void update_range(sm_adamw *o, float *params, const float *grads, size_t off, size_t n, float lr, float wd) {
     const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
     const float c1 = (float)(1.0 / (1.0 - pow(b1, (double)o->t)));  /* 1 / (1 - b1^t) */
