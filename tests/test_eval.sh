@@ -101,6 +101,7 @@ fi
 "$snipmeta" eval --baseline --data "$tmp/data" >/dev/null 2>&1; [ $? = 2 ] || fail "no --task: want exit 2"
 "$snipmeta" eval --baseline -m x.gguf --task title --data "$tmp/data" >/dev/null 2>&1; [ $? = 2 ] || fail "both -m and --baseline: want exit 2"
 "$snipmeta" eval -m x.gguf --lora a.gguf --task all --data "$tmp/data" >/dev/null 2>&1; [ $? = 2 ] || fail "--lora with all tasks: want exit 2"
+"$snipmeta" eval --baseline --task all --data "$tmp/data/title/test.jsonl" >/dev/null 2>&1; [ $? = 2 ] || fail "all tasks on one file: want exit 2"
 { head -2 "$tmp/data/title/test.jsonl"; echo '{"prompt": "no marker", "completion": "x y"}'; } >"$tmp/bad.jsonl"
 "$snipmeta" eval --baseline --task title --data "$tmp/bad.jsonl" 2>"$tmp/err" >/dev/null; rc=$?
 [ $rc = 2 ] || fail "malformed line: want exit 2, got $rc"

@@ -300,7 +300,6 @@ static int eval_task(predictor *p, const options *o, sm_task t, char **links, in
     json_t *examples = json_array();
     int rc = !e || !examples ? sm_err(err, SM_ENOMEM, "out of memory") : sm_jsonl_open(&r, path, err);
     long count = 0;
-    double t0 = (double)clock();
     time_t start = time(NULL);
     json_t *obj = NULL;
     while (!rc && (!o->limit || count < o->limit)) {
@@ -331,7 +330,6 @@ static int eval_task(predictor *p, const options *o, sm_task t, char **links, in
         obj = NULL;
     }
     if (!o->quiet && !p->baseline && count) fprintf(stderr, "\n");
-    (void)t0;
     if (!rc && count == 0) rc = sm_err(err, SM_EFORMAT, "%s: no snippets", path);
     if (!rc) {
         json_t *j = sm_eval_json(e);
@@ -369,6 +367,8 @@ int cmd_eval(int argc, char **argv) {
     options o;
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc < 0 ? EXIT_OK : rc;
+    if (!is_dir(o.data) && (o.tasks & (o.tasks - 1)))
+        return cli_usage_error("eval", "several tasks need the dataset directory as --data, not the file '%s'", o.data);
     cli_set_threads((int)o.threads);
     sm_error err = {0};
     char *tags_path = o.tags ? strdup(o.tags) : beside_data(&o, "tags.txt");
