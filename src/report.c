@@ -45,11 +45,11 @@ static void svg_open(FILE *f, const char *title) {
     fprintf(f, "</text>\n");
 }
 
-static void legend(FILE *f, int i, const char *name, int dashed) {
+static void legend(FILE *f, int i, int color, const char *name, int dashed) {
     int y = MT + 14 * i;
     fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"6\"%s/>"
                "<text x=\"%d\" y=\"%d\">",
-            W - MR + 10, y, W - MR + 26, y, COLOR(i), dashed ? " stroke-dasharray=\"3,2\"" : "", W - MR + 30, y + 4);
+            W - MR + 10, y, W - MR + 26, y, COLOR(color), dashed ? " stroke-dasharray=\"3,2\"" : "", W - MR + 30, y + 4);
     html_escape(f, name);
     fprintf(f, "</text>\n");
 }
@@ -87,11 +87,11 @@ static void svg_bars(FILE *f, const char *title, const char *const *groups, int 
             html_escape(f, series[s]);
             fprintf(f, " %s: %.4f</title></rect>\n", groups[g], v);
         }
-        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", ML + (g + 0.5) * gw, H - MB + 16);
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", ML + (g + 0.5) * gw, H - MB + 14 + (n_groups > 6 && g % 2 ? 13 : 0));
         html_escape(f, groups[g]);
         fprintf(f, "</text>\n");
     }
-    for (int s = 0; s < n_series; s++) legend(f, s, series[s], 0);
+    for (int s = 0; s < n_series; s++) legend(f, s, s, series[s], 0);
     fprintf(f, "</svg>\n");
 }
 
@@ -138,7 +138,14 @@ static void svg_lines(FILE *f, const char *title, const char *x_label, const ser
             fprintf(f, "%.1f,%.1f ", ML + (W - ML - MR) * (x - x0) / (x1 - x0), MT + (H - MT - MB) * (1 - (s[i].y[k] - y0) / (y1 - y0)));
         }
         fprintf(f, "\"/>\n");
-        legend(f, i, s[i].name, s[i].dashed);
+        for (int k = 0; k < s[i].n && s[i].n <= 40; k++) { /* markers where points are few (data sizes) */
+            double x = log_x ? log10(s[i].x[k]) : s[i].x[k];
+            if (!isfinite(x) || !isfinite(s[i].y[k])) continue;
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>%g: %.4f</title></circle>\n",
+                    ML + (W - ML - MR) * (x - x0) / (x1 - x0), MT + (H - MT - MB) * (1 - (s[i].y[k] - y0) / (y1 - y0)), COLOR(s[i].color),
+                    s[i].x[k], s[i].y[k]);
+        }
+        legend(f, i, s[i].color, s[i].name, s[i].dashed);
     }
     fprintf(f, "</svg>\n");
 }
@@ -148,6 +155,13 @@ static void svg_lines(FILE *f, const char *title, const char *x_label, const ser
 static const char *label_of(const json_t *run) {
     const char *l = json_string_value(json_object_get(run, "label"));
     return l ? l : "?";
+}
+
+/* The label, with the training-set size when there is one: "lora (300)". */
+static void display_name(char *out, size_t cap, const json_t *run) {
+    json_int_t size = json_integer_value(json_object_get(run, "train_size"));
+    if (size > 0) snprintf(out, cap, "%s (%lld)", label_of(run), (long long)size);
+    else snprintf(out, cap, "%s", label_of(run));
 }
 
 static json_t *task_of(const json_t *run, const char *task) { return json_object_get(json_object_get(run, "tasks"), task); }
@@ -166,12 +180,14 @@ static void task_section(FILE *f, json_t *const *runs, int n_runs, const char *t
     for (int k = 0; k < n_keys; k++) fprintf(f, "<th>%s</th>", keys[k]);
     fprintf(f, "</tr>\n");
     const char *labels[64];
+    char names[64][160];
     double values[16 * 64];
     int n_series = 0;
     for (int r = 0; r < n_runs && n_series < 64; r++) {
         json_t *m = task_of(runs[r], task);
         if (!m) continue;
-        labels[n_series] = label_of(runs[r]);
+        display_name(names[n_series], sizeof names[0], runs[r]);
+        labels[n_series] = names[n_series];
         fprintf(f, "<tr><td>");
         html_escape(f, labels[n_series]);
         fprintf(f, "</td><td>%lld</td>", (long long)json_integer_value(json_object_get(m, "n")));
@@ -382,8 +398,10 @@ int sm_report_write(const char *dir, json_t *const *runs, int n_runs, const char
                    "vertical-align:top}th{background:#f4f4f4}td:first-child{white-space:nowrap}</style></head><body>\n"
                    "<h1>snipmeta evaluation</h1>\n<p>Runs: ");
         for (int r = 0; r < n_runs; r++) {
+            char name[160];
+            display_name(name, sizeof name, runs[r]);
             fprintf(f, "%s<b>", r ? ", " : "");
-            html_escape(f, label_of(runs[r]));
+            html_escape(f, name);
             fprintf(f, "</b> (");
             html_escape(f, json_string_value(json_object_get(runs[r], "system")));
             json_int_t size = json_integer_value(json_object_get(runs[r], "train_size"));
