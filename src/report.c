@@ -22,16 +22,20 @@ const char *sm_report_main_metric(const char *task) {
     return !strcmp(task, "title") || !strcmp(task, "description") ? "rouge_l" : "f1";
 }
 
-static void html_escape(FILE *f, const char *s) {
+/* Writes s escaped for XML text; newlines become <br> with br (HTML), spaces otherwise (SVG). */
+static void escape(FILE *f, const char *s, int br) {
     for (; s && *s; s++) {
         if (*s == '<') fputs("&lt;", f);
         else if (*s == '>') fputs("&gt;", f);
         else if (*s == '&') fputs("&amp;", f);
         else if (*s == '"') fputs("&quot;", f);
-        else if (*s == '\n') fputs("<br>", f);
+        else if (*s == '\n') fputs(br ? "<br>" : " ", f);
         else fputc(*s, f);
     }
 }
+
+static void html_escape(FILE *f, const char *s) { escape(f, s, 1); }
+static void svg_escape(FILE *f, const char *s) { escape(f, s, 0); }
 
 /* ---- plots ---- */
 
@@ -41,7 +45,7 @@ static void svg_open(FILE *f, const char *title) {
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
                "font-family=\"sans-serif\" font-size=\"11\">\n<text x=\"%d\" y=\"18\" font-size=\"13\" font-weight=\"bold\">",
             W, H, W, H, ML);
-    html_escape(f, title);
+    svg_escape(f, title);
     fprintf(f, "</text>\n");
 }
 
@@ -50,7 +54,7 @@ static void legend(FILE *f, int i, int color, const char *name, int dashed) {
     fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"6\"%s/>"
                "<text x=\"%d\" y=\"%d\">",
             W - MR + 10, y, W - MR + 26, y, COLOR(color), dashed ? " stroke-dasharray=\"3,2\"" : "", W - MR + 30, y + 4);
-    html_escape(f, name);
+    svg_escape(f, name);
     fprintf(f, "</text>\n");
 }
 
@@ -84,11 +88,11 @@ static void svg_bars(FILE *f, const char *title, const char *const *groups, int 
             if (v < 0) continue;
             double x = ML + g * gw + gw * 0.1 + s * bw, h = (H - MT - MB) * (v > 1 ? 1 : v);
             fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>", x, H - MB - h, bw * 0.95, h, COLOR(s));
-            html_escape(f, series[s]);
+            svg_escape(f, series[s]);
             fprintf(f, " %s: %.4f</title></rect>\n", groups[g], v);
         }
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", ML + (g + 0.5) * gw, H - MB + 14 + (n_groups > 6 && g % 2 ? 13 : 0));
-        html_escape(f, groups[g]);
+        svg_escape(f, groups[g]);
         fprintf(f, "</text>\n");
     }
     for (int s = 0; s < n_series; s++) legend(f, s, s, series[s], 0);
@@ -127,7 +131,7 @@ static void svg_lines(FILE *f, const char *title, const char *x_label, const ser
             fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n",
                     ML + (W - ML - MR) * (log10(s[i].x[k]) - x0) / (x1 - x0), H - MB + 14, s[i].x[k]);
     fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", (ML + W - MR) / 2, H - 8);
-    html_escape(f, x_label);
+    svg_escape(f, x_label);
     fprintf(f, "</text>\n");
     for (int i = 0; i < n_series; i++) {
         fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\"%s points=\"", COLOR(s[i].color),
