@@ -106,6 +106,12 @@ fi
 "$snipmeta" eval --baseline --task title --data "$tmp/bad.jsonl" 2>"$tmp/err" >/dev/null; rc=$?
 [ $rc = 2 ] || fail "malformed line: want exit 2, got $rc"
 grep -q 'bad.jsonl:3' "$tmp/err" || fail "the error does not name the file and line: $(cat "$tmp/err")"
+printf '%s\n' '{"event":"step","step":1,"loss":3.5}' '{"event":"step",' >"$tmp/bad.log"
+"$snipmeta" eval --baseline --task title --data "$tmp/data" --limit 5 -q --report "$tmp/rep2" --train-log "$tmp/bad.log" 2>"$tmp/err" >/dev/null; rc=$?
+[ $rc = 2 ] || fail "truncated training log: want exit 2, got $rc"
+grep -q 'bad.log:2' "$tmp/err" || fail "the log error does not name the file and line: $(cat "$tmp/err")"
+"$snipmeta" eval --baseline --task title --data "$tmp/data" --limit 5 -q --report "$tmp/rep3" --with "$tmp/bad.log" 2>/dev/null >/dev/null
+[ $? = 2 ] || fail "--with a file that is not eval results: want exit 2"
 
 [ $status = 0 ] && echo "test_eval: ok"
 exit $status
