@@ -9,7 +9,8 @@
 #
 # Defaults: 60 s, 32 connections, 2 workers of 1 thread, and the tiny random model of the tests
 # (tests/web/fixture.sh), which measures the server rather than the model; --smollm2 writes a
-# random SmolLM2-135M-shaped Q8_0 base with random rank-8 adapters instead.
+# random SmolLM2-135M-shaped Q8_0 base with random rank-8 adapters instead. The vocabulary comes
+# from $SNIPMETA_SHARED (default: ../shared beside the source tree).
 set -euo pipefail
 snipmeta=$1
 shift
@@ -34,7 +35,7 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 source "$src/tests/web/fixture.sh"
-vocab="$src/../shared/fixtures/tokenizers/ggml-vocab-starcoder.gguf"
+vocab="${SNIPMETA_SHARED:-$src/../shared}/fixtures/tokenizers/ggml-vocab-starcoder.gguf"
 make_fixture "$tmp" "$snipmeta" "$vocab"
 if [ "$smollm2" = 1 ]; then
     "$snipmeta" init -q --vocab "$vocab" --shape smollm2-135m --tied --type q8_0 --seed 1 -o "$tmp/base.gguf"
