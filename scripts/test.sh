@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: sets up, builds and runs the whole test suite: every test in build/, then the
-# parsers' fuzz tests again under AddressSanitizer and UBSan in build-asan/.
+# parsers' fuzz tests, the constrained decoding and the server (test_serve: endpoints, bad
+# requests, a short load run) again under AddressSanitizer and UBSan in build-asan/.
 # Tests that need ../shared (fixtures) or node-llama-cpp skip with a message when those are absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,5 +12,5 @@ scripts/setup-interop.sh || echo "test: node-llama-cpp unavailable; the llama.cp
 
 cmake -S . -B build-asan -DSM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j "$(nproc)" >/dev/null
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$(nproc)" -R 'fuzz|gguf|tokenizer|kernels')
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$(nproc)" -R 'fuzz|gguf|tokenizer|kernels|serve|constrain')
 echo "test: all passed"
