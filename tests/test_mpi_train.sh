@@ -7,7 +7,7 @@
 #   - resume with the same N: a run resumed from its step-8 checkpoint ends with the same adapter
 #     bytes as the uninterrupted run; the checkpoint of 2 ranks is refused by 1 rank;
 #   - full fine-tuning with the AdamW state sharded (ZeRO-1): losses and weights within tolerance
-#     of one process, and a ZeRO resume byte for byte.
+#     of one process, and a ZeRO resume byte for byte; pretraining the same way.
 # Skipped (77) without mpirun, without MPI in the build, or without ../shared/fixtures/stories260K.
 # Usage: test_mpi_train.sh SNIPMETA SOURCE_DIR SHARED_DIR
 set -u
@@ -45,7 +45,7 @@ compare() {
     values $key $ev "$al" > "$tmp/l1"; values $key $ev "$bl" > "$tmp/l2"
     read -r k d <<< "$(max_diff "$tmp/l1" "$tmp/l2")"
     echo "$name: $k $ev losses, max |np1 - np2| = $d (tolerance $tl)"
-    [ "$k" -gt 0 ] && [ "$(wc -l < "$tmp/l1")" = "$(wc -l < "$tmp/l2")" ] || fail "$name: $ev lines differ in number"
+    { [ "$k" -gt 0 ] || [ $ev = eval ]; } && [ "$(wc -l < "$tmp/l1")" = "$(wc -l < "$tmp/l2")" ] || fail "$name: $ev lines differ in number"
     awk -v d="$d" -v t="$tl" 'BEGIN { exit !(d <= t) }' || fail "$name: $ev losses differ by $d > $tl"
   done
   local sz; sz=$(stat -c %s "$a")
@@ -100,6 +100,15 @@ mpi_run 2 "$bin" train "${common[@]}" "${full[@]}" --ckpt-every 4 --keep-ckpt --
 mpi_run 2 "$bin" train "${common[@]}" "${full[@]}" --resume --ckpt "$tmp/f.ckpt" -o "$tmp/fb.gguf" || fail "full resume: exit $?"
 cmp -s "$tmp/fa.gguf" "$tmp/f2.gguf" && cmp -s "$tmp/fb.gguf" "$tmp/f2.gguf" && echo "full resume at np 2: the same model bytes" ||
   fail "full resume: the model differs"
+
+# 4. Pretraining from random weights (ZeRO-1): the same losses as one process.
+mkdir -p "$tmp/corpus"
+for i in $(seq 1 24); do echo "Once upon a time there was a dog named Tom, number $i. He liked to run in the park." > "$tmp/corpus/d$i.txt"; done
+pre=(pretrain --corpus "$tmp/corpus" --vocab "$tmp/base.gguf" --n-embd 64 --n-layer 2 --n-head 4 --n-ff 128 --batch 4 --seq 32
+     --steps 6 -t 1 -q)
+"$bin" "${pre[@]}" -o "$tmp/p1.gguf" --log "$tmp/p1.jsonl" || fail "pretrain np 1: exit $?"
+mpi_run 2 "$bin" "${pre[@]}" -o "$tmp/p2.gguf" --log "$tmp/p2.jsonl" > "$tmp/out" 2>&1 || fail "pretrain np 2: exit $?: $(tail -3 "$tmp/out")"
+compare "pretrain (ZeRO-1)" 1e-4 1e-5 "$tmp/p1.gguf" "$tmp/p1.jsonl" "$tmp/p2.gguf" "$tmp/p2.jsonl"
 
 [ $fails = 0 ] || { echo "test_mpi_train: $fails failures"; exit 1; }
 echo "test_mpi_train: ok"
