@@ -430,9 +430,12 @@ int sm_meta_run(sm_meta_worker *w, sm_registry *r, const char *lang, const char 
         out->prefill_ms = now_ms() - t0;
     }
 
+    /* activated tasks first, while the cache still holds the prefix as the base computed it; a
+     * standard task then overwrites it with its own adapter's values */
     sm_sampler *sampler = NULL;
-    for (int t = 0; t < SM_TASK_COUNT && !rc; t++) {
-        if (!adapter[t]) continue;
+    for (int k = 0; k < 2 * SM_TASK_COUNT && !rc; k++) {
+        int t = k % SM_TASK_COUNT;
+        if (!adapter[t] || adapter[t]->activated != (k < SM_TASK_COUNT)) continue;
         double t0 = now_ms();
         float scale = 1.0f;
         const sm_lora *a = adapter[t];

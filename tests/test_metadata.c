@@ -205,7 +205,7 @@ int main(int argc, char **argv) {
     omp_set_num_threads(1); /* a tiny model: threads only add waiting on a busy machine */
     char dir[] = "/tmp/test_metadata.XXXXXX";
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
-    char path[4200], std_dir[4200], act_dir[4200], partial_dir[4200];
+    char path[4200], std_dir[4200], act_dir[4200], partial_dir[4200], mixed_dir[4200];
     sm_error err = {0};
     sm_gguf *vocab = sm_gguf_open(vocab_path, &err);
     sm_model_shape shape = {.n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 128, .n_ctx = 1024,
@@ -223,17 +223,20 @@ int main(int argc, char **argv) {
     snprintf(std_dir, sizeof std_dir, "%s/std", dir);
     snprintf(act_dir, sizeof act_dir, "%s/act", dir);
     snprintf(partial_dir, sizeof partial_dir, "%s/partial", dir);
-    mkdir(std_dir, 0755), mkdir(act_dir, 0755), mkdir(partial_dir, 0755);
+    snprintf(mixed_dir, sizeof mixed_dir, "%s/mixed", dir);
+    mkdir(std_dir, 0755), mkdir(act_dir, 0755), mkdir(partial_dir, 0755), mkdir(mixed_dir, 0755);
     for (int t = 0; t < 4; t++) {
         write_adapter(m, fp, std_dir, task_files[t], 0, 11 + t);
         write_adapter(m, fp, act_dir, task_files[t], 1, 11 + t);
+        write_adapter(m, fp, mixed_dir, task_files[t], t == 1 || t == 3, 11 + t); /* description, links activated */
         if (t < 3) write_adapter(m, fp, partial_dir, task_files[t], 0, 11 + t);
     }
     write_adapter(m, fp, std_dir, "extra", 0, 99);
     write_adapter(m, "0000000000000000000000000000000000000000000000000000000000000000", std_dir, "wrongbase", 0, 98);
-    for (int i = 0; i < 2; i++) {
-        write_file(i ? act_dir : std_dir, "tags.txt", tags_txt);
-        write_file(i ? act_dir : std_dir, "links.txt", links_txt);
+    const char *dirs[] = {std_dir, act_dir, mixed_dir};
+    for (int i = 0; i < 3; i++) {
+        write_file(dirs[i], "tags.txt", tags_txt);
+        write_file(dirs[i], "links.txt", links_txt);
     }
 
     check_registry(m, std_dir, fp);
@@ -244,6 +247,10 @@ int main(int argc, char **argv) {
     if (!w || !act_reg) { fprintf(stderr, "FAIL: %s\n", err.msg); return 1; }
     check_tasks("standard adapters", w, std_reg, 0);
     check_tasks("activated adapters", w, act_reg, 1);
+    sm_registry *mixed_reg = sm_registry_open(m, mixed_dir, &err);
+    CHECK(mixed_reg != NULL, "mixed: %s", err.msg);
+    if (mixed_reg) check_tasks("mixed adapters (a standard task between activated ones)", w, mixed_reg, 1);
+    sm_registry_free(mixed_reg);
 
     /* sampling: repeatable with a seed, the constraints still hold */
     sm_meta_params p = sm_meta_default_params();
