@@ -87,6 +87,20 @@ else echo "test_serve: CLI == server (tags and title, temperature 1.2, seed 7)";
 "$snipmeta" links - --lang python -m "$tmp/base.gguf" --adapters "$tmp/ad" -t 1 <"$tmp/snip.py" >"$tmp/cli_links.txt"
 [ "$(cat "$tmp/cli_links.txt")" = "$(jq -r '.links[]' "$tmp/server.json")" ] || fail "links text from stdin differs from the server's"
 
+# the CLI's own errors and text output
+cli() { "$snipmeta" "$@" -m "$tmp/base.gguf" --adapters "$tmp/ad" -t 1 >"$tmp/cli.out" 2>"$tmp/cli.err"; }
+"$snipmeta" all "$tmp/snip.py" >/dev/null 2>"$tmp/cli.err"; rc=$?
+[ $rc = 2 ] && grep -q -- "-m BASE.gguf --adapters DIR" "$tmp/cli.err" || fail "no -m: exit $rc: $(cat "$tmp/cli.err")"
+echo "hello world" | cli title -; rc=$?
+[ $rc = 2 ] && grep -q -- "--lang" "$tmp/cli.err" || fail "unknown language: exit $rc: $(cat "$tmp/cli.err")"
+printf 'a\0b' | cli title - --lang c; rc=$?
+[ $rc = 2 ] || fail "binary input: exit $rc"
+cli tags "$tmp/snip.py" --lang 'C++'; rc=$?
+[ $rc = 2 ] || fail "a bad --lang: exit $rc"
+cli all "$tmp/snip.py" && [ "$(sed -n 's/^Tags: *//p' "$tmp/cli.out")" = "$(jq -r '.tags | join(", ")' "$tmp/server.json")" ] &&
+    [ "$(sed -n 's/^Title: *//p' "$tmp/cli.out")" = "$(jq -r .title "$tmp/server.json")" ] || fail "text output of all: $(cat "$tmp/cli.out")"
+cli describe "$tmp/snip.py" && [ "$(cat "$tmp/cli.out")" = "$(jq -r .description "$tmp/server.json")" ] || fail "describe: $(cat "$tmp/cli.out")"
+
 # concurrent requests: all answered, all the same
 meta '{}' >"$tmp/req.json"
 for i in $(seq 1 8); do
