@@ -37,12 +37,6 @@ static int launcher_size(void) {
     return getenv("PMIX_RANK") ? -1 : 0; /* PMIx without a size: a launcher, size unknown */
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int sm_dist_init(sm_dist **out, sm_error *err) {
     *out = NULL;
     sm_dist *d = calloc(1, sizeof *d);
@@ -107,6 +101,12 @@ void sm_dist_rows(const sm_dist *d, int B, int *row0, int *rows) {
 }
 
 #ifdef SM_HAVE_MPI
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static uint64_t fnv1a(const void *buf, size_t n) {
     const unsigned char *p = buf;
     uint64_t h = 1469598103934665603ULL;
