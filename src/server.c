@@ -195,10 +195,8 @@ static void run_completion(sm_server *s, sm_meta_worker *w, request *rq) {
     free(prompt);
     if (rc) { answer_error(rq, status_of(err.code), "%s", err.msg); return; }
     char id[48];
-    static const char hex[] = "0123456789abcdef";
     uint64_t x = (uint64_t)(now_s() * 1e9) ^ (uint64_t)(uintptr_t)rq;
-    snprintf(id, sizeof id, "%s-", rq->kind == KIND_CHAT ? "chatcmpl" : "cmpl");
-    for (int i = 0; i < 16; i++, x >>= 4) { size_t n = strlen(id); id[n] = hex[x & 15]; id[n + 1] = 0; }
+    snprintf(id, sizeof id, "%s-%016llx", rq->kind == KIND_CHAT ? "chatcmpl" : "cmpl", (unsigned long long)x);
     const char *model = rq->adapter_name[0] ? rq->adapter_name : "base";
     json_t *choice = rq->kind == KIND_CHAT
         ? json_pack("{s:i,s:{s:s,s:s},s:s}", "index", 0, "message", "role", "assistant", "content", text, "finish_reason", finish)
