@@ -4,8 +4,9 @@
 #   - LoRA: the per-step losses and validation losses within a printed tolerance, the final
 #     adapter's metadata byte for byte and its weights within a printed tolerance; rank 0 alone
 #     wrote the log (one line per step);
-#   - resume with the same N: a run resumed from its step-8 checkpoint ends with the same adapter
-#     bytes as the uninterrupted run; the checkpoint of 2 ranks is refused by 1 rank;
+#   - resume with the same N: a run resumed from its step-8 checkpoint, or stopped by SIGTERM to
+#     mpirun, ends with the same adapter bytes as the uninterrupted run; the checkpoint of 2 ranks
+#     is refused by 1 rank;
 #   - full fine-tuning with the AdamW state sharded (ZeRO-1): losses and weights within tolerance
 #     of one process, and a ZeRO resume byte for byte; pretraining the same way.
 # Skipped (77) without mpirun, without MPI in the build, or without ../shared/fixtures/stories260K.
@@ -86,6 +87,22 @@ cmp -s "$tmp/r2.gguf" "$tmp/l2.gguf" && echo "resume at np 2: the same adapter b
 rc=$?
 [ $rc = 2 ] && grep -q ranks "$tmp/err" && echo "np 1 refuses the np 2 checkpoint: $(head -1 "$tmp/err")" ||
   fail "resume at np 1 from np 2: exit $rc, $(cat "$tmp/err")"
+# SIGTERM to mpirun: every rank stops at the same step, rank 0 checkpoints, exit 1; the resumed
+# run ends with the bytes of an uninterrupted one.
+long=("${common[@]}" --eval-every 0 --steps 300)
+mpi_run 2 "$bin" train "${long[@]}" -o "$tmp/u.gguf" || fail "sigterm: the uninterrupted run: exit $?"
+OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none \
+  mpirun --oversubscribe -np 2 "$bin" train "${long[@]}" --ckpt "$tmp/t.ckpt" -o "$tmp/t.gguf" --log "$tmp/t.jsonl" > "$tmp/t.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do grep -q '"step":20,' "$tmp/t.jsonl" 2>/dev/null && break; sleep 0.1; done
+kill -TERM $pid
+wait $pid
+rc=$?
+at=$(grep -o 'stopped at step [0-9]*' "$tmp/t.out" | grep -o '[0-9]*$')
+echo "sigterm: exit $rc, $(cat "$tmp/t.out")"
+[ $rc = 1 ] && [ -n "$at" ] && [ "$at" -lt 300 ] && [ -s "$tmp/t.ckpt" ] || fail "sigterm: exit $rc, $(cat "$tmp/t.out")"
+mpi_run 2 "$bin" train "${long[@]}" --resume --ckpt "$tmp/t.ckpt" -o "$tmp/t.gguf" || fail "sigterm: the resume: exit $?"
+cmp -s "$tmp/t.gguf" "$tmp/u.gguf" && echo "sigterm at step $at, resumed: the same adapter bytes" || fail "sigterm: the resumed adapter differs"
 # more ranks than rows: refused clearly
 mpi_run 3 "$bin" train "${common[@]}" --batch 2 --steps 1 -o "$tmp/x.gguf" > "$tmp/out" 2>&1
 grep -q "every rank needs a row" "$tmp/out" || fail "np 3 with 2 rows: $(head -3 "$tmp/out")"
