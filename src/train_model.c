@@ -100,6 +100,8 @@ struct sm_train_model {
     float *xg;                /* (LOGIT_CHUNK, C) gathered rows */
     int *rows;                /* (N) rows with a target */
     int *tg;                  /* (N) their targets */
+    unsigned char *adapter_on;/* (N) the adapter mask, valid when mask_B > 0 */
+    int mask_B, mask_T;
 };
 
 static int mul_size(size_t a, size_t b, size_t *out) {
@@ -270,7 +272,6 @@ static int setup_lora(sm_train_model *tm, sm_error *err) {
     const sm_model_config *c = &tm->cfg;
     sm_lora *lo = tm->lora;
     if (!lo) return sm_err(err, SM_EINVAL, "LoRA training needs an adapter");
-    if (lo->activated) return sm_err(err, SM_EUNSUPPORTED, "training an activated adapter is not supported yet");
     if (lo->n_layer != c->n_layer)
         return sm_err(err, SM_EINVAL, "the adapter has %d layers and the base %d", lo->n_layer, c->n_layer);
     if (lo->rank < 1 || !lo->params || !lo->pairs) return sm_err(err, SM_EINVAL, "the adapter has no parameters");
@@ -332,7 +333,7 @@ static int setup_activations(sm_train_model *tm, sm_error *err) {
     const size_t rank = tm->lora ? (size_t)tm->lora->rank : 0;
     const size_t lc = N < LOGIT_CHUNK ? N : LOGIT_CHUNK;
     /* common entries, then per-layer entries */
-    size_t n_common = 22, per_layer = 11 + SM_PROJ_COUNT;
+    size_t n_common = 23, per_layer = 11 + SM_PROJ_COUNT;
     size_t n_entries = n_common + (size_t)c->n_layer * per_layer;
     slab_entry *table = calloc(n_entries, sizeof *table);
     if (!table) return sm_err(err, SM_ENOMEM, "out of memory");
@@ -360,6 +361,7 @@ static int setup_activations(sm_train_model *tm, sm_error *err) {
     E(&tm->logits, lc * (size_t)c->n_vocab, sizeof(float));
     E(&tm->xg, lc * C, sizeof(float));
     E(&tm->rows, 2 * N, sizeof(int));
+    E(&tm->adapter_on, rank ? N : 0, 1);
     for (int l = 0; l < c->n_layer; l++) {
         layer_ref *R = &tm->layers[l];
         E(&R->resid, N * C, sizeof(float));
@@ -446,6 +448,25 @@ const sm_train_tensor *sm_train_tensor_at(const sm_train_model *tm, int i) {
 }
 
 void sm_train_set_grad_scale(sm_train_model *tm, float scale) { tm->grad_scale = scale; }
+
+int sm_train_set_adapter_mask(sm_train_model *tm, const unsigned char *on, int B, int T, sm_error *err) {
+    if (tm->mode != SM_TRAIN_LORA) return sm_err(err, SM_EINVAL, "an adapter mask needs LoRA training");
+    if (!on) { tm->mask_B = tm->mask_T = 0; return SM_OK; }
+    if (B < 1 || B > tm->max_batch || T < 1 || T > tm->max_seq)
+        return sm_err(err, SM_EINVAL, "adapter mask of %d x %d is outside the %d x %d the train model was made for", B, T,
+                      tm->max_batch, tm->max_seq);
+    for (size_t i = 0; i < (size_t)B * T; i++) tm->adapter_on[i] = on[i] != 0;
+    tm->mask_B = B;
+    tm->mask_T = T;
+    return SM_OK;
+}
+
+/* Zeroes the rows of x (n, cols) where the adapter is off. */
+static void mask_adapter_rows(const sm_train_model *tm, float *x, int n, int cols) {
+    if (!tm->mask_B) return;
+    for (int t = 0; t < n; t++)
+        if (!tm->adapter_on[t]) memset(x + (size_t)t * cols, 0, sizeof(float) * (size_t)cols);
+}
 uint64_t sm_train_rng(const sm_train_model *tm) { return tm->rng; }
 void sm_train_set_rng(sm_train_model *tm, uint64_t counter) { tm->rng = counter; }
 
@@ -508,6 +529,7 @@ static void project(sm_train_model *tm, int l, int p, float *y, const float *x, 
     matmul_forward(u, xd, pr->lora_a, SM_TYPE_F32, n, pr->in, r);
     const float s = tm->lora_scale;
     for (size_t i = 0; i < (size_t)n * r; i++) u[i] *= s;
+    mask_adapter_rows(tm, u, n, r);
     matmul_forward(tm->tmp, u, pr->lora_b, SM_TYPE_F32, n, r, pr->out);
     for (size_t i = 0; i < (size_t)n * pr->out; i++) y[i] += tm->tmp[i];
 }
@@ -576,6 +598,7 @@ static void project_backward(sm_train_model *tm, int l, int p, float *dx, const 
     memset(tm->du, 0, sizeof(float) * (size_t)n * r);
     matmul_backward_dx(tm->du, dy, pr->lora_b, SM_TYPE_F32, n, r, pr->out);
     for (size_t i = 0; i < (size_t)n * r; i++) tm->du[i] *= s;
+    mask_adapter_rows(tm, tm->du, n, r);
     const float *xd = adapter_input(tm, x, n, pr->in, l, p, 1);
     matmul_backward_dw(pr->dlora_a, NULL, tm->du, xd, n, pr->in, r);
     if (!dx) return;
@@ -669,6 +692,10 @@ static int check_batch(const sm_train_model *tm, const int *tokens, const int *t
     if (B < 1 || B > tm->max_batch || T < 1 || T > tm->max_seq)
         return sm_err(err, SM_EINVAL, "batch %d x %d is outside the %d x %d the train model was made for", B, T,
                       tm->max_batch, tm->max_seq);
+    if (tm->mask_B && (tm->mask_B != B || tm->mask_T != T))
+        return sm_err(err, SM_EINVAL, "batch %d x %d differs from the %d x %d adapter mask", B, T, tm->mask_B, tm->mask_T);
+    if (tm->lora && tm->lora->activated && !tm->mask_B)
+        return sm_err(err, SM_EINVAL, "an activated adapter trains with an adapter mask (sm_train_set_adapter_mask)");
     for (size_t i = 0; i < (size_t)B * T; i++) {
         if (tokens[i] < 0 || tokens[i] >= tm->cfg.n_vocab)
             return sm_err(err, SM_EINVAL, "token %d at index %zu is outside the vocabulary of %d", tokens[i], i,

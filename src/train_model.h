@@ -86,6 +86,14 @@ void sm_train_set_grad_scale(sm_train_model *tm, float scale);
 uint64_t sm_train_rng(const sm_train_model *tm);
 void sm_train_set_rng(sm_train_model *tm, uint64_t counter);
 
+/* Where the adapter is on, for activated adapters (lora.h: switched on only from the task's
+ * invocation sequence onward): on (B,T), 1 where the adapter's delta is added to the token's
+ * projections, 0 where the base alone runs (the shared prompt prefix). Copied; applies to the
+ * following calls, whose B and T must then equal these. NULL: on everywhere (the default).
+ * An adapter with lora->activated set needs a mask before sm_train_forward_backward.
+ * Returns 0, or SM_EINVAL in FULL mode or for a shape beyond max_batch x max_seq. */
+int sm_train_set_adapter_mask(sm_train_model *tm, const unsigned char *on, int B, int T, sm_error *err);
+
 /* Forward and backward over the batch: writes the mean cross-entropy over unmasked targets to
  * *loss (0 when every target is masked) and ADDS (+=) its gradient (times the grad scale) to the
  * gradient buffer, so that gradient accumulation is repeated calls. Tokens must be in

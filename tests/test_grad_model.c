@@ -273,6 +273,52 @@ static void check_lora(const char *label, const sm_model_config *c, int type, in
     free(w);
 }
 
+/* An activated adapter: on only from each row's invocation position onward. */
+static void check_lora_mask(const sm_model_config *c) {
+    printf("-- lora, activated (adapter mask), packed\n");
+    float *w = random_weights(c, 0, 0.3f);
+    tiny_model tm;
+    tiny_model_build(&tm, c, w, SM_TYPE_F32, 0);
+    sm_error err = {0};
+    sm_lora *lo = sm_lora_new(c, 2, 4.0f, 0, SM_LORA_TARGETS_ATTN | SM_LORA_TARGETS_MLP, &err);
+    for (size_t i = 0; i < lo->n_params; i++) lo->params[i] = 0.3f * frand();
+    lo->activated = 1;
+    batch b;
+    make_batch(&b, c, 2, 6, 0, 1);
+    const unsigned char on[12] = {0, 0, 0, 1, 1, 1, 0, 1, 1, 0, 0, 1};
+    sm_train_model *t = sm_train_model_new(&tm.model, lo, SM_TRAIN_LORA, 2, 6, 0.0f, 1, &err);
+    float loss;
+    expect(sm_train_forward_backward(t, b.tokens, b.targets, b.seg, 2, 6, &loss, &err) == SM_EINVAL,
+           "activated: training without an adapter mask is SM_EINVAL");
+    expect(sm_train_set_adapter_mask(t, on, 2, 6, &err) == 0, "activated: the mask is taken");
+    expect(sm_train_forward_backward(t, b.tokens, b.targets, b.seg, 1, 6, &loss, &err) == SM_EINVAL,
+           "activated: a batch of another shape than the mask is SM_EINVAL");
+    sm_train_zero_grads(t);
+    sm_train_forward_backward(t, b.tokens, b.targets, b.seg, 2, 6, &loss, &err);
+    size_t n;
+    sm_train_params(t, &n);
+    const float *grads = sm_train_grads(t, NULL);
+    double *L = malloc(sizeof(double) * n);
+    for (size_t i = 0; i < n; i++) L[i] = lo->params[i];
+    dmodel d;
+    dmodel_make(&d, &tm.model, lo, L);
+    d.lora_on = on;
+    loss_ctx x = {&d, &b};
+    const double want = loss_of(&x);
+    printf("loss  lora  float %.9f  double %.9f  abs err %.3g\n", loss, want, fabs(loss - want));
+    expect(fabs(loss - want) < 1e-5 * fabs(want), "activated: loss matches the double model with the mask");
+    for (int i = 0; i < sm_train_n_tensors(t); i++) {
+        const sm_train_tensor *tt = sm_train_tensor_at(t, i);
+        check_tensor("act", tt->name, L + tt->offset, grads + tt->offset, tt->n, &x, 2e-4);
+    }
+    dmodel_free(&d);
+    free(L);
+    sm_train_model_free(t);
+    sm_lora_free(lo);
+    tiny_model_free(&tm);
+    free(w);
+}
+
 /* A packed segment gives the same logits as the same tokens alone at the start of a row. */
 static void check_packing(const sm_model_config *c) {
     float *w = random_weights(c, 0, 0.3f);
@@ -340,6 +386,7 @@ int main(void) {
     q.n_ff = 64;
     q.n_layer = 1;
     check_lora("Q8_0 base (activations quantized in the forward; loose)", &q, SM_TYPE_Q8_0, 0, 0, 5e-2);
+    check_lora_mask(&a);
     check_packing(&a);
     if (failures) {
         printf("%d check(s) FAILED\n", failures);

@@ -122,6 +122,7 @@ typedef struct {
     } *layers;
     int rank;
     double lora_scale;
+    const unsigned char *lora_on; /* (B*T) rows where the adapter is on; NULL: everywhere */
 } dmodel;
 
 static inline double *tiny_deq(const sm_weight *w) {
@@ -150,6 +151,7 @@ static inline void dmodel_make(dmodel *d, const sm_model *m, const sm_lora *lora
     d->output = tiny_deq(&m->output);
     d->layers = calloc((size_t)c->n_layer, sizeof *d->layers);
     d->rank = lora ? lora->rank : 0;
+    d->lora_on = NULL;
     d->lora_scale = lora ? sm_lora_scale(lora) : 0.0;
     for (int l = 0; l < c->n_layer; l++) {
         d->layers[l].attn_norm = tiny_vec(m->layers[l].attn_norm, c->n_embd);
@@ -178,11 +180,12 @@ static inline void dmodel_free(dmodel *d) {
 
 /* y (n, out) = x W^T + bias + s B (A x) */
 static inline void d_project(double *y, const double *x, const double *w, const double *bias, const double *la, const double *lb,
-                      int rank, double s, int n, int in, int out) {
+                      int rank, double s, const unsigned char *on, int n, int in, int out) {
     double u[64];
     for (int t = 0; t < n; t++) {
         const double *xt = x + (size_t)t * in;
-        if (la)
+        const double *lat = on && !on[t] ? NULL : la;
+        if (lat)
             for (int j = 0; j < rank; j++) {
                 u[j] = 0.0;
                 for (int i = 0; i < in; i++) u[j] += la[(size_t)j * in + i] * xt[i];
@@ -190,7 +193,7 @@ static inline void d_project(double *y, const double *x, const double *w, const 
         for (int o = 0; o < out; o++) {
             double v = bias ? bias[o] : 0.0;
             for (int i = 0; i < in; i++) v += w[(size_t)o * in + i] * xt[i];
-            if (la)
+            if (lat)
                 for (int j = 0; j < rank; j++) v += s * lb[(size_t)o * rank + j] * u[j];
             y[(size_t)t * out + o] = v;
         }
@@ -247,7 +250,7 @@ static inline void dmodel_logits(const dmodel *d, double *logits, const int *tok
     for (int l = 0; l < c->n_layer; l++) {
         const double s = d->lora_scale;
         const int r = d->rank;
-#define P(p, dst, src, in, out) d_project(dst, src, d->layers[l].w[p], d->layers[l].bias[p], d->layers[l].la[p], d->layers[l].lb[p], r, s, n, in, out)
+#define P(p, dst, src, in, out) d_project(dst, src, d->layers[l].w[p], d->layers[l].bias[p], d->layers[l].la[p], d->layers[l].lb[p], r, s, d->lora_on, n, in, out)
         d_rmsnorm(xn, x, d->layers[l].attn_norm, n, C, c->norm_eps);
         P(SM_PROJ_Q, q, xn, C, qd);
         P(SM_PROJ_K, k, xn, C, kvd);
@@ -283,7 +286,7 @@ static inline void dmodel_logits(const dmodel *d, double *logits, const int *tok
 #undef P
     }
     d_rmsnorm(xn, x, d->out_norm, n, C, c->norm_eps);
-    d_project(logits, xn, d->output, NULL, NULL, NULL, 0, 0.0, n, C, c->n_vocab);
+    d_project(logits, xn, d->output, NULL, NULL, NULL, 0, 0.0, NULL, n, C, c->n_vocab);
     free(x); free(xn); free(q); free(k); free(v); free(ao); free(g); free(u); free(y); free(a); free(pos); free(start);
 }
 
