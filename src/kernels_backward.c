@@ -240,6 +240,49 @@ void matmul_forward_f32(float *y, const float *x, const float *w, int n, int in,
     gemm(&g);
 }
 
+/* c (rows, cols) scratch, then dst (cols, rows) += c^T; add 0: dst = c^T. */
+static void add_transposed(float *dst, const float *c, int rows, int cols, int add) {
+#pragma omp parallel for schedule(static) if ((long)rows * cols >= 65536)
+    for (int j = 0; j < cols; j++)
+        for (int i = 0; i < rows; i++) {
+            const float v = c[(size_t)i * cols + j];
+            dst[(size_t)j * rows + i] = add ? dst[(size_t)j * rows + i] + v : v;
+        }
+}
+
+void matmul_forward_narrow(float *y, const float *x, const float *w, int n, int in, int out) {
+    /* y^T (out, n) = W (out, in) · x^T: B(k=i, t) = x[t * in + i] */
+    float *c = calloc((size_t)out * n, sizeof(float));
+    assert(c);
+    gemm_args g = {.c = c, .ldc = (size_t)n, .a = w, .a_rs = (size_t)in, .a_ks = 1, .b = x, .kind = B_TRANS,
+                   .b_ld = (size_t)in, .M = out, .N = n, .K = in};
+    gemm(&g);
+    add_transposed(y, c, out, n, 0);
+    free(c);
+}
+
+void matmul_backward_dx_narrow(float *dx, const float *dy, const float *w, int n, int in, int out) {
+    /* dx^T (in, n) = W^T (in, out) · dy^T: A(i, o) = w[o * in + i], B(o, t) = dy[t * out + o] */
+    float *c = calloc((size_t)in * n, sizeof(float));
+    assert(c);
+    gemm_args g = {.c = c, .ldc = (size_t)n, .a = w, .a_rs = 1, .a_ks = (size_t)in, .b = dy, .kind = B_TRANS,
+                   .b_ld = (size_t)out, .M = in, .N = n, .K = out};
+    gemm(&g);
+    add_transposed(dx, c, in, n, 1);
+    free(c);
+}
+
+void matmul_backward_dw_narrow(float *dw, const float *dy, const float *x, int n, int in, int out) {
+    /* dW^T (in, out) = x^T (in, n) · dy: A(i, t) = x[t * in + i], B(t, o) = dy[t * out + o] */
+    float *c = calloc((size_t)in * out, sizeof(float));
+    assert(c);
+    gemm_args g = {.c = c, .ldc = (size_t)out, .a = x, .a_rs = 1, .a_ks = (size_t)in, .b = dy, .kind = B_ROWS,
+                   .b_type = SM_TYPE_F32, .b_ld = sizeof(float) * (size_t)out, .M = in, .N = out, .K = n};
+    gemm(&g);
+    add_transposed(dw, c, in, out, 1);
+    free(c);
+}
+
 void embedding_backward(float *dwte, const float *dx, const int *tokens, int n, int d) {
     /* columns split across threads; every row summed in token order */
 #pragma omp parallel for schedule(static) if ((long)n * d >= 262144)

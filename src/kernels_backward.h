@@ -29,6 +29,15 @@ void matmul_backward_dw_ref(float *dw, float *db, const float *dy, const float *
  * or faster at the model shapes; this one is kept for the tests and bench_train's kernel lines. */
 void matmul_forward_f32(float *y, const float *x, const float *w, int n, int in, int out);
 
+/* The same three products when the weight is narrow (out or in the LoRA rank, a few to a few dozen):
+ * computed transposed, so that the blocked engine's wide side is the n tokens rather than the rank.
+ *   matmul_forward_narrow:     y (n,out) = x (n,in) · W^T, W (out,in) f32, out small
+ *   matmul_backward_dx_narrow: dx (n,in) += dy (n,out) · W (out,in) f32, in small
+ *   matmul_backward_dw_narrow: dw (out,in) += dy^T · x, in small; dy (n,out), x (n,in) */
+void matmul_forward_narrow(float *y, const float *x, const float *w, int n, int in, int out);
+void matmul_backward_dx_narrow(float *dx, const float *dy, const float *w, int n, int in, int out);
+void matmul_backward_dw_narrow(float *dw, const float *dy, const float *x, int n, int in, int out);
+
 /* dwte (n_vocab,d) += dx (n,d) scattered to the rows of tokens (n). */
 void embedding_backward(float *dwte, const float *dx, const int *tokens, int n, int d);
 void embedding_backward_ref(float *dwte, const float *dx, const int *tokens, int n, int d);

@@ -526,7 +526,7 @@ static void project(sm_train_model *tm, int l, int p, float *y, const float *x, 
     const int r = tm->lora->rank;
     float *u = R->lora_u[p];
     const float *xd = adapter_input(tm, x, n, pr->in, l, p, train);
-    matmul_forward(u, xd, pr->lora_a, SM_TYPE_F32, n, pr->in, r);
+    matmul_forward_narrow(u, xd, pr->lora_a, n, pr->in, r);
     const float s = tm->lora_scale;
     for (size_t i = 0; i < (size_t)n * r; i++) u[i] *= s;
     mask_adapter_rows(tm, u, n, r);
@@ -594,9 +594,9 @@ static void project_backward(sm_train_model *tm, int l, int p, float *dx, const 
     const int r = tm->lora->rank;
     const float s = tm->lora_scale;
     /* u = s A xd was kept: dB += dy^T u; du = s dy B; dA += du^T xd; dxd = du A */
-    matmul_backward_dw(pr->dlora_b, NULL, dy, R->lora_u[p], n, r, pr->out);
+    matmul_backward_dw_narrow(pr->dlora_b, dy, R->lora_u[p], n, r, pr->out);
     memset(tm->du, 0, sizeof(float) * (size_t)n * r);
-    matmul_backward_dx(tm->du, dy, pr->lora_b, SM_TYPE_F32, n, r, pr->out);
+    matmul_backward_dx_narrow(tm->du, dy, pr->lora_b, n, r, pr->out);
     for (size_t i = 0; i < (size_t)n * r; i++) tm->du[i] *= s;
     mask_adapter_rows(tm, tm->du, n, r);
     const float *xd = adapter_input(tm, x, n, pr->in, l, p, 1);

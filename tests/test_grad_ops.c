@@ -232,10 +232,10 @@ static void test_lora(void) {
     fill(r, (size_t)n * out, 1.0f);
     float *u = fzeros((size_t)n * rank), *du = fzeros((size_t)n * rank), *da = fzeros((size_t)rank * in);
     float *dbm = fzeros((size_t)out * rank), *dx = fzeros((size_t)n * in);
-    matmul_forward_f32(u, x, a, n, in, rank);
+    matmul_forward_narrow(u, x, a, n, in, rank);
     for (int i = 0; i < n * rank; i++) u[i] *= s;
-    matmul_backward_dw(dbm, NULL, r, u, n, rank, out);
-    matmul_backward_dx(du, r, b, SM_TYPE_F32, n, rank, out);
+    matmul_backward_dw_narrow(dbm, r, u, n, rank, out);
+    matmul_backward_dx_narrow(du, r, b, n, rank, out);
     for (int i = 0; i < n * rank; i++) du[i] *= s;
     matmul_backward_dw(da, NULL, du, x, n, in, rank);
     matmul_backward_dx(dx, du, a, SM_TYPE_F32, n, in, rank);
@@ -246,6 +246,34 @@ static void test_lora(void) {
     check_grad("lora", "dx", c.x, (size_t)n * in, dx, lora_loss, &c, 1e-5);
     free(c.x); free(c.a); free(c.bm);
     free(x); free(a); free(b); free(r); free(u); free(du); free(da); free(dbm); free(dx);
+}
+
+/* The narrow (LoRA-rank) products against the references, at training sizes. */
+static void test_narrow(int n, int wide, int r) {
+    char what[96];
+    float *x = fzeros((size_t)n * wide), *a = fzeros((size_t)r * wide), *dy = fzeros((size_t)n * wide);
+    float *u = fzeros((size_t)n * r), *u2 = fzeros((size_t)n * r), *b = fzeros((size_t)wide * r);
+    fill(x, (size_t)n * wide, 1.0f); fill(a, (size_t)r * wide, 0.5f); fill(dy, (size_t)n * wide, 1.0f);
+    fill(b, (size_t)wide * r, 0.5f);
+    matmul_forward_narrow(u, x, a, n, wide, r);
+    matmul_forward_ref(u2, x, a, SM_TYPE_F32, n, wide, r);
+    snprintf(what, sizeof what, "matmul_forward_narrow %dx%dx%d", n, wide, r);
+    check_same(what, u, u2, (size_t)n * r, 1e-5);
+    float *du = fzeros((size_t)n * r), *du2 = fzeros((size_t)n * r);
+    fill(du, (size_t)n * r, 1.0f);
+    memcpy(du2, du, sizeof(float) * n * r);
+    matmul_backward_dx_narrow(du, dy, b, n, r, wide);
+    matmul_backward_dx_ref(du2, dy, b, SM_TYPE_F32, n, r, wide);
+    snprintf(what, sizeof what, "matmul_backward_dx_narrow %dx%dx%d", n, r, wide);
+    check_same(what, du, du2, (size_t)n * r, 1e-5);
+    float *db = fzeros((size_t)wide * r), *db2 = fzeros((size_t)wide * r);
+    fill(db, (size_t)wide * r, 1.0f);
+    memcpy(db2, db, sizeof(float) * wide * r);
+    matmul_backward_dw_narrow(db, dy, u, n, r, wide);
+    matmul_backward_dw_ref(db2, NULL, dy, u, n, r, wide);
+    snprintf(what, sizeof what, "matmul_backward_dw_narrow %dx%dx%d", n, r, wide);
+    check_same(what, db, db2, (size_t)wide * r, 1e-5);
+    free(x); free(a); free(dy); free(u); free(u2); free(b); free(du); free(du2); free(db); free(db2);
 }
 
 /* ---- embedding ------------------------------------------------------------------------------- */
@@ -560,6 +588,8 @@ int main(void) {
     }
     sm_kernels_force_isa(NULL);
     test_lora();
+    test_narrow(7, 40, 3);
+    test_narrow(300, 200, 16);
     test_embedding();
     test_rmsnorm();
     test_rope(0);
