@@ -24,6 +24,7 @@ int cmd_train(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_store(int argc, char **argv);   /* store merge */
+int cmd_vocab(int argc, char **argv);   /* vocab train, vocab count */
 
 /* Prints "snipmeta: <msg>" to stderr; returns the exit code for an error of that sm_E* code
  * (bad input files and arguments give 2, the rest 1). */

@@ -27,6 +27,7 @@ static const struct {
     {"dataset", cmd_dataset, "build per-task training sets from labels"},
     {"store", cmd_store, "merge labels stores (the shards of a labelling job)"},
     {"train", cmd_train, "train a task's LoRA adapter (or a full fine-tune) on a base model"},
+    {"vocab", cmd_vocab, "train a byte-level BPE vocabulary on a corpus (and count tokens)"},
     {"pretrain", cmd_pretrain, "pretrain a base model from random weights on text"},
     {"eval", cmd_eval, "score a task's test split (model and adapter, or the heuristic baseline)"},
 };
