@@ -2,7 +2,10 @@
 # corpus.sh: gathers the pretraining corpus of the bundled base model (models/README.md).
 #
 # Usage: scripts/corpus.sh OUT_DIR [--packages "NAME..."] [--no-stdlib] [--vocab VOCAB.gguf]
-#                                  [--snipmeta BIN] [--shared DIR]
+#                                  [--tree NAME:VERSION:LICENSE:DIR]... [--snipmeta BIN] [--shared DIR]
+#   --packages  the Debian source packages to fetch (default: the pinned list below; "" for none)
+#   --tree      also a local tree whose license you have checked (a checkout, an npm package)
+#   --vocab     count tokens per package for the manifest (`snipmeta vocab count`)
 #
 # Sources, all by package name on a Debian machine, permissively licensed only:
 #   - the Python standard library of /usr/lib/python3.N (PSF-2.0), test/ and site-packages left out;
@@ -34,6 +37,7 @@ snipmeta="$src_dir/build/snipmeta"
 shared="$src_dir/../shared"
 vocab=""
 stdlib=1
+trees=()
 
 # The pinned list: Debian source package and the license expected on its `Files: *` stanza.
 default_packages=(
@@ -51,6 +55,7 @@ while [ $# -gt 0 ]; do
     --packages) read -r -a packages <<<"$2"; shift 2 ;;
     --no-stdlib) stdlib=0; shift ;;
     --vocab) vocab="$2"; shift 2 ;;
+    --tree) trees+=("$2"); shift 2 ;;
     --snipmeta) snipmeta="$2"; shift 2 ;;
     --shared) shared="$2"; shift 2 ;;
     *) echo "corpus.sh: unknown option '$1'" >&2; exit 2 ;;
@@ -111,6 +116,13 @@ if [ "$stdlib" = 1 ] && [ ! -f "$out/packages/cpython-stdlib.done" ]; then
   fi
 fi
 
+# 2b. Local trees named on the command line.
+for t in ${trees[@]+"${trees[@]}"}; do
+  IFS=: read -r name ver lic dir <<<"$t"
+  [ -d "$dir" ] || { echo "corpus.sh: --tree $t: no folder $dir" >&2; exit 2; }
+  [ -f "$out/packages/$name.done" ] || gather "$name" "$ver" "$lic" "$dir"
+done
+
 # 3. Debian source packages, through a private apt configuration with deb-src enabled.
 apt_opts=(-o "Dir::Etc::sourcelist=$out/apt/sources.list" -o "Dir::Etc::sourceparts=-"
           -o "Dir::State::Lists=$out/apt/lists" -o "Dir::Cache=$out/apt/cache"
@@ -121,14 +133,14 @@ if [ ! -f "$out/apt/sources.list" ]; then
   mv "$out/apt/sources.list.tmp" "$out/apt/sources.list"
 fi
 pending=()
-for p in "${packages[@]}"; do [ -f "$out/packages/$p.done" ] || pending+=("$p"); done
+for p in ${packages[@]+"${packages[@]}"}; do [ -f "$out/packages/$p.done" ] || pending+=("$p"); done
 if [ ${#pending[@]} -gt 0 ] && ! ls "$out"/apt/lists/*Sources* >/dev/null 2>&1; then
   log "apt-get update (deb-src, private lists in $out/apt)"
   apt-get "${apt_opts[@]}" update -qq
 fi
 n=0
 failed=()
-for p in "${pending[@]}"; do
+for p in ${pending[@]+"${pending[@]}"}; do
   n=$((n + 1))
   log "[$n/${#pending[@]}] $p"
   ver="$(apt-cache "${apt_opts[@]}" showsrc "$p" 2>/dev/null | awk '/^Version:/ && !v {v = $2} END {print v}')"
@@ -157,11 +169,7 @@ done
     IFS=$'\t' read -r name ver lic files bytes skipped <"$f"
     tokens=""
     if [ -n "$vocab" ] && [ "$files" != 0 ]; then
-      tokens=0
-      for c in "$out"/corpus/"$name"--*.txt; do
-        k="$("$snipmeta" tokenize -m "$vocab" --ids --no-parse-special <"$c" | wc -w)"
-        tokens=$((tokens + k))
-      done
+      tokens="$("$snipmeta" vocab count -m "$vocab" "$out"/corpus/"$name"--*.txt | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens"])')"
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$ver" "$lic" "$files" "$bytes" "$tokens" "$skipped"
   done
