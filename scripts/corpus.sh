@@ -6,6 +6,8 @@
 #   --packages  the Debian source packages to fetch (default: the pinned list below; "" for none)
 #   --tree      also a local tree whose license you have checked (a checkout, an npm package)
 #   --vocab     count tokens per package for the manifest (`snipmeta vocab count`)
+#   --max-package-mb N  at most N MB from one package (default 16; a sample by file hash), so that
+#               a huge package (TypeScript's test cases, Symfony) does not swamp the language mix
 #
 # Sources, all by package name on a Debian machine, permissively licensed only:
 #   - the Python standard library of /usr/lib/python3.N (PSF-2.0), test/ and site-packages left out;
@@ -38,16 +40,23 @@ shared="$src_dir/../shared"
 vocab=""
 stdlib=1
 trees=()
+max_package_mb=16
 
 # The pinned list: Debian source package and the license expected on its `Files: *` stanza.
 default_packages=(
+  # C and C++
   zlib lz4 libuv1 redis sqlite3 lua5.4 tmux libevent leveldb re2 fmtlib jq curl expat
-  lua-cjson lua-lpeg jansson libyaml pcre2 nginx musl libsodium brotli xxhash cjson c-ares nghttp2
+  lua-cjson lua-lpeg jansson libyaml pcre2 nginx musl libsodium brotli xxhash cjson nghttp2
   libarchive lmdb googletest abseil rapidjson
-  python-click flask jinja2 python-attrs requests python-dateutil
+  # Python (the standard library comes from /usr/lib/python3.N)
+  python-click flask python-attrs requests python-dateutil six pyyaml pygments python-urllib3
+  # Go, Rust
   golang-github-spf13-cobra fzf golang-github-gorilla-mux golang-github-google-uuid golang-github-pkg-errors
-  rust-ripgrep node-lodash node-axios node-express node-yargs node-commander
-  guava-libraries commons-lang3 php-monolog
+  golang-github-spf13-pflag golang-github-google-go-cmp rust-ripgrep rust-clap rust-regex rust-serde
+  # JavaScript, TypeScript
+  node-lodash node-axios node-express node-yargs node-commander node-uglify-js node-typescript node-semver node-acorn
+  # Java, PHP
+  guava-libraries libcommons-lang3-java commons-io php-monolog php-symfony php-guzzlehttp-psr7 php-league-commonmark
 )
 packages=("${default_packages[@]}")
 while [ $# -gt 0 ]; do
@@ -56,6 +65,7 @@ while [ $# -gt 0 ]; do
     --no-stdlib) stdlib=0; shift ;;
     --vocab) vocab="$2"; shift 2 ;;
     --tree) trees+=("$2"); shift 2 ;;
+    --max-package-mb) max_package_mb="$2"; shift 2 ;;
     --snipmeta) snipmeta="$2"; shift 2 ;;
     --shared) shared="$2"; shift 2 ;;
     *) echo "corpus.sh: unknown option '$1'" >&2; exit 2 ;;
@@ -97,7 +107,8 @@ log "held out: $(wc -l <"$out/held-out.jsonl") snippets (test + validation split
 gather() {
   local name="$1" version="$2" license="$3" root="$4"; shift 4
   local t0=$SECONDS res
-  res="$(python3 "$here/corpus/gather.py" --root "$root" --pkg "$name" --out "$out" --exclude "$out/held-out.jsonl" "$@")"
+  res="$(python3 "$here/corpus/gather.py" --root "$root" --pkg "$name" --out "$out" --exclude "$out/held-out.jsonl" \
+        --max-bytes $((max_package_mb * 1000000)) "$@")"
   local files bytes skipped
   IFS=$'\t' read -r files bytes skipped <<<"$res"
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$version" "$license" "$files" "$bytes" "$skipped" >"$out/packages/$name.done"

@@ -18,7 +18,7 @@ grep -q "2000 tokens" "$tmp/log" || fail "log: $(cat "$tmp/log")"
 cmp -s "$tmp/a.gguf" "$tmp/b.gguf" || fail "two runs on one corpus differ"
 
 "$bin" info "$tmp/a.gguf" >"$tmp/info"
-grep -q 'tokenizer.ggml.model *str *"gpt2"' "$tmp/info" && grep -q 'tokenizer.ggml.pre *str *"starcoder"' "$tmp/info" \
+grep -q 'tokenizer.ggml.model *str *"gpt2"' "$tmp/info" && grep -q 'tokenizer.ggml.pre *str *"qwen2"' "$tmp/info" \
   || fail "metadata: $(cat "$tmp/info")"
 
 # Markers and the end-of-text token are one token each; the text comes back.

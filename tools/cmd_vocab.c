@@ -187,7 +187,7 @@ static void on_progress(void *ctx, int done, int total) {
 
 static int vocab_train(int argc, char **argv) {
     const char **corpus = calloc((size_t)argc, sizeof *corpus);
-    const char *out = NULL, *pre = "starcoder", *special = "<|endoftext|>", *markers = default_markers;
+    const char *out = NULL, *pre = "qwen2", *special = "<|endoftext|>", *markers = default_markers;
     long long vocab_size = 0, min_freq = 2, max_bytes = -1;
     int n_corpus = 0, quiet = 0;
     if (!corpus) return EXIT_FAIL;

@@ -116,6 +116,9 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--exclude")
     ap.add_argument("--skip-dir", action="append", default=[], help="a folder below ROOT to leave out")
+    ap.add_argument("--max-bytes", type=int, default=0,
+                    help="keep at most this many bytes of the package: files in the order of their SHA-256 (a "
+                         "deterministic sample), so that one huge package does not swamp the corpus (0: no cap)")
     a = ap.parse_args()
 
     excl = load_exclusions(a.exclude)
@@ -137,7 +140,7 @@ def main():
     seen = {l.split("\t", 1)[0] for l in rows}
     skipped = {}
     files = nbytes = 0
-    rows = []
+    kept = []
     for dirpath, dirnames, filenames in os.walk(a.root):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and d != "test_data"
                              and not os.path.islink(os.path.join(dirpath, d)))
@@ -167,14 +170,23 @@ def main():
                 skipped[reason] = skipped.get(reason, 0) + 1
                 continue
             seen.add(h)
-            out_name = "%s--%s.txt" % (a.pkg, h[:16])
-            tmp = os.path.join(a.out, "corpus", out_name + ".tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, os.path.join(a.out, "corpus", out_name))
-            rows.append("%s\t%s\t%s\t%d\n" % (h, a.pkg, rel, len(data)))
-            files += 1
-            nbytes += len(data)
+            kept.append((h, rel, len(data)))
+    kept.sort()
+    rows = []
+    for h, rel, size in kept:
+        if a.max_bytes and nbytes + size > a.max_bytes:
+            skipped["over-package-cap"] = skipped.get("over-package-cap", 0) + 1
+            continue
+        with open(os.path.join(a.root, rel), "rb") as f:
+            data = f.read()
+        out_name = "%s--%s.txt" % (a.pkg, h[:16])
+        tmp = os.path.join(a.out, "corpus", out_name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, os.path.join(a.out, "corpus", out_name))
+        rows.append("%s\t%s\t%s\t%d\n" % (h, a.pkg, rel, size))
+        files += 1
+        nbytes += size
     with open(index_path, "a") as f:
         f.writelines(rows)
     print("%d\t%d\t%s" % (files, nbytes, json.dumps(skipped, sort_keys=True)))
