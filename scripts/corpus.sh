@@ -74,6 +74,8 @@ done
 [ -x "$snipmeta" ] || { echo "corpus.sh: no snipmeta binary at $snipmeta (build first, or --snipmeta BIN)" >&2; exit 2; }
 mkdir -p "$out"/corpus "$out"/packages "$out"/apt/lists/partial "$out"/apt/cache/archives/partial "$out"/src
 out="$(cd "$out" && pwd)"
+exec 9>"$out/.lock"
+flock -n 9 || { echo "corpus.sh: another run is using $out" >&2; exit 1; }
 export CORPUS_PERMISSIVE="Expat MIT BSD ISC Zlib Apache PSF Python public-domain curl Unlicense BSL-1.0 X11 0BSD libpng OpenLDAP SQLite"
 
 log() { printf '[corpus %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
