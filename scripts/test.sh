@@ -5,9 +5,11 @@
 # Tests that need ../shared (fixtures) or node-llama-cpp skip with a message when those are absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --with-test-tools
 scripts/setup-interop.sh || echo "test: node-llama-cpp unavailable; the llama.cpp interop tests will skip" >&2
 
+# Tests run side by side, each with its own OpenMP threads: idle threads sleep rather than spin.
+export OMP_WAIT_POLICY=passive
 (cd build && ctest --output-on-failure -j "$(nproc)")
 
 cmake -S . -B build-asan -DSM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
