@@ -6,7 +6,7 @@
 # "decode" init scheme gives heavy-tailed logits and few near-ties; `snipmeta init`) in F32 and Q8_0, and adapters with non-zero random B (`snipmeta convert lora --init
 # --b-std`), one of them rsLoRA (whose scale llama.cpp learns through adapter.lora.alpha), one
 # passed through PEFT and back (`convert lora --peft`, `convert peft`). For each case it greedy-
-# decodes a code prompt with llama.cpp (tests/interop/greedy_lora.mjs: node-llama-cpp's
+# decodes a code prompt with llama.cpp (tests/interop/greedy.mjs: node-llama-cpp's
 # createContext({lora: {adapters: [{filePath, scale}]}})) and with `snipmeta generate --lora
 # A.gguf:SCALE --temp 0 --ids`, and requires the same ids, and that the adapters change them.
 #
@@ -42,7 +42,7 @@ check() {
     for a in "$@"; do loras+=(--lora "$a"); done
     local start mid end
     start=$(date +%s.%N)
-    node "$interop/greedy_lora.mjs" "$model" "$prompt" "$n_gen" "$threads" "$@" >"$tmp/ref.txt"
+    node "$interop/greedy.mjs" "$model" "$prompt" "$n_gen" "$threads" "${loras[@]}" >"$tmp/ref.txt"
     mid=$(date +%s.%N)
     local ref_prompt=($(sed -n 1p "$tmp/ref.txt")) ref=($(cat "$tmp/ref.txt"))
     local n_pos=$((${#ref_prompt[@]} + n_gen))

@@ -1,7 +1,8 @@
-// greedy.mjs: greedy decoding with llama.cpp (through node-llama-cpp's prebuilt CPU library), the
-// reference that tests/test_interop_llamacpp.sh holds `snipmeta generate --temp 0 --ids` against.
+// greedy.mjs: greedy decoding with llama.cpp (through node-llama-cpp's prebuilt CPU library), with
+// optional LoRA adapters attached to the context: the reference that the interop tests
+// (tests/test_interop_*.sh) hold `snipmeta generate [--lora A.gguf:SCALE]... --temp 0 --ids` against.
 //
-// usage: node greedy.mjs MODEL.gguf PROMPT N_GEN [THREADS] [--gaps]
+// usage: node greedy.mjs MODEL.gguf PROMPT N_GEN [THREADS] [--gaps] [--lora ADAPTER.gguf[:SCALE]]...
 // Prints two lines on stdout: the prompt's token ids (BOS first when the vocabulary asks for it,
 // as snipmeta's tokenizer does), then the N_GEN greedily chosen ids (fewer when an end-of-generation
 // token or BOS comes first; like `snipmeta generate`, it stops there and does not print that token). With --gaps, stderr gets the top-1 minus top-2 logit gap of
@@ -12,11 +13,19 @@
 // snipmeta's (f32 cache, plain attention) as its graph allows.
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 
-const args = process.argv.slice(2);
-const gaps = args.includes("--gaps");
-const [modelPath, prompt, nGenArg, threadsArg] = args.filter((a) => a !== "--gaps");
+const positional = [];
+const adapters = [];
+let gaps = false;
+for (let args = process.argv.slice(2), i = 0; i < args.length; i++) {
+    if (args[i] === "--gaps") gaps = true;
+    else if (args[i] === "--lora" && i + 1 < args.length) {
+        const m = /^(.*):([-+0-9.eE]+)$/.exec(args[++i]);
+        adapters.push(m ? { filePath: m[1], scale: Number(m[2]) } : { filePath: args[i], scale: 1 });
+    } else positional.push(args[i]);
+}
+const [modelPath, prompt, nGenArg, threadsArg] = positional;
 if (!modelPath || prompt === undefined || !nGenArg) {
-    console.error("usage: node greedy.mjs MODEL.gguf PROMPT N_GEN [THREADS] [--gaps]");
+    console.error("usage: node greedy.mjs MODEL.gguf PROMPT N_GEN [THREADS] [--gaps] [--lora ADAPTER.gguf[:SCALE]]...");
     process.exit(2);
 }
 const nGen = Number(nGenArg);
@@ -45,6 +54,7 @@ const context = await model.createContext({
     flashAttention: false,
     experimentalKvCacheKeyType: "F32",
     experimentalKvCacheValueType: "F32",
+    ...(adapters.length > 0 ? { lora: { adapters } } : {}),
 });
 const sequence = context.getSequence();
 
