@@ -11,35 +11,11 @@
 # Usage: test_label.sh SNIPMETA SOURCE_DIR SHARED_DIR
 set -u
 bin=$1; shared=${3:-}
-teacher_bin=$(dirname "$bin")/fake_teacher
-[ -x "$teacher_bin" ] || { echo "skip: $teacher_bin not built"; exit 77; }
-work=$(mktemp -d)
-teacher_pid=
-cleanup() { [ -n "$teacher_pid" ] && kill "$teacher_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-num() { grep -o "\"$1\":[0-9.]*" | head -1 | cut -d: -f2; } # a number from the --json summary
-
-# The input: 60 real snippets when ../shared/data is here (the teacher answers with their
-# labels), else 60 made-up ones (the teacher makes a valid label up).
+source "$2/tests/teacher/fixture.sh"
+# The input: 60 snippets (real ones when ../shared/data is here).
 n=60
-if [ -f "$shared/data/labels.jsonl" ]; then
-  head -n $n "$shared/data/labels.jsonl" > "$work/in.jsonl"
-  table=(--labels "$shared/data/labels.jsonl")
-else
-  for i in $(seq 1 $n); do printf '{"lang": "c", "code": "int f%d(void) { return %d; }"}\n' "$i" "$i"; done > "$work/in.jsonl"
-  table=()
-fi
+make_input $n
 
-start_teacher() { # start_teacher ARGS...: sets port and teacher_pid; the log is $work/log
-  rm -f "$work/port" "$work/log"
-  "$teacher_bin" "${table[@]}" --port-file "$work/port" --log "$work/log" "$@" 2>/dev/null &
-  teacher_pid=$!
-  for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-  port=$(cat "$work/port"); touch "$work/log"
-}
-stop_teacher() { kill "$teacher_pid" 2>/dev/null; wait "$teacher_pid" 2>/dev/null; teacher_pid=; }
 requests() { wc -l < "$work/log" | tr -d ' '; }
 label() { "$bin" label "$work/in.jsonl" --teacher "http://127.0.0.1:$port" --model fake --store "$work/l.db" \
           --timeout 1 --backoff 0.05 --retries 5 --concurrency 8 --json -q "$@"; }

@@ -9,35 +9,10 @@
 # Usage: test_shard.sh SNIPMETA SOURCE_DIR SHARED_DIR
 set -u
 bin=$1; shared=${3:-}
-teacher_bin=$(dirname "$bin")/fake_teacher
-[ -x "$teacher_bin" ] || { echo "skip: $teacher_bin not built"; exit 77; }
-work=$(mktemp -d)
-teacher_pid=
-cleanup() { [ -n "$teacher_pid" ] && kill "$teacher_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-num() { grep -o "\"$1\":[0-9.]*" | head -1 | cut -d: -f2; } # a number from a --json summary
-
+source "$2/tests/teacher/fixture.sh"
 n=90
-if [ -f "$shared/data/labels.jsonl" ]; then
-  head -n $n "$shared/data/labels.jsonl" > "$work/in.jsonl"
-  table=(--labels "$shared/data/labels.jsonl")
-else
-  for i in $(seq 1 $n); do printf '{"lang": "c", "code": "int f%d(void) { return %d; }"}\n' "$i" "$i"; done > "$work/in.jsonl"
-  table=()
-fi
+make_input $n
 
-# A fresh teacher for each run: its faults depend on (seed, id, task, times this key was asked),
-# so every run sees the same fault sequence for each snippet whatever else it asks.
-start_teacher() {
-  rm -f "$work/port"
-  "$teacher_bin" "${table[@]}" --port-file "$work/port" "$@" 2>/dev/null &
-  teacher_pid=$!
-  for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-  port=$(cat "$work/port")
-}
-stop_teacher() { kill "$teacher_pid" 2>/dev/null; wait "$teacher_pid" 2>/dev/null; teacher_pid=; }
 label() { # label STORE [args...]
   local store=$1; shift
   "$bin" label "$work/in.jsonl" --teacher "http://127.0.0.1:$port" --model fake --store "$store" \
