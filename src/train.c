@@ -98,8 +98,24 @@ static char *make_identity(const sm_train_model *tm, const sm_train_config *cfg,
     return s;
 }
 
+/* An activated adapter's mask for rows of a batch (sm_train_config.activated): on from the first
+ * position with a target (the marker token, whose target is the completion's first token) to the
+ * end of that packed example, off before it. mask holds B * T bytes. */
+static int set_activated_mask(sm_train_model *tm, unsigned char *mask, const int *targets, const int *seg, int B,
+                              int T, sm_error *err) {
+    if (!mask) return SM_OK;
+    for (int b = 0; b < B; b++) {
+        const int *tg = targets + (size_t)b * T, *sg = seg + (size_t)b * T;
+        unsigned char *on = mask + (size_t)b * T;
+        for (int p = 0; p < T; p++)
+            on[p] = tg[p] >= 0 || (p > 0 && on[p - 1] && sg[p] == sg[p - 1]);
+    }
+    return sm_train_set_adapter_mask(tm, mask, B, T, err);
+}
+
 /* Token-weighted mean loss over the whole validation set. */
-static int eval_loss(sm_train_model *tm, sm_batcher *vb, sm_dist *dist, double *loss, uint64_t *n_tok, sm_error *err) {
+static int eval_loss(sm_train_model *tm, sm_batcher *vb, sm_dist *dist, unsigned char *mask, double *loss,
+                     uint64_t *n_tok, sm_error *err) {
     sm_batcher_rewind(vb);
     const sm_batch *bt;
     double sum = 0;
@@ -108,7 +124,8 @@ static int eval_loss(sm_train_model *tm, sm_batcher *vb, sm_dist *dist, double *
         if (i % sm_dist_size(dist) != sm_dist_rank(dist)) continue; /* data parallel: every rank its batches */
         if (bt->n_targets == 0) continue;
         float l = 0;
-        int rc = sm_train_forward_loss(tm, bt->tokens, bt->targets, bt->seg, bt->B, bt->T, &l, err);
+        int rc = set_activated_mask(tm, mask, bt->targets, bt->seg, bt->B, bt->T, err);
+        if (!rc) rc = sm_train_forward_loss(tm, bt->tokens, bt->targets, bt->seg, bt->B, bt->T, &l, err);
         if (rc) return rc;
         sum += (double)l * bt->n_targets;
         n += (uint64_t)bt->n_targets;
@@ -140,6 +157,7 @@ typedef struct {
     double comm_s;             /* the last step's time in gradient reductions (several ranks) */
     uint64_t comm_bytes;       /* and the bytes this rank reduced */
     float *best;               /* the parameters at the best validation loss (with patience), or NULL */
+    unsigned char *mask;       /* an activated adapter's mask (batch x seq), or NULL */
 } run;
 
 static int save_ckpt(run *r, sm_error *err) {
@@ -179,7 +197,9 @@ static int train_step(run *r, float lr, float *loss, double *norm, uint64_t *tok
         float w = bt->n_targets > 0 ? (float)mine / (float)bt->n_targets : 0.0f;
         sm_train_set_grad_scale(r->tm, w / (float)cfg->accum);
         float l = 0;
-        int rc = sm_train_forward_backward(r->tm, bt->tokens + at, bt->targets + at, bt->seg + at, rows, bt->T, &l, err);
+        int rc = set_activated_mask(r->tm, r->mask, bt->targets + at, bt->seg + at, rows, bt->T, err);
+        if (rc) return rc;
+        rc = sm_train_forward_backward(r->tm, bt->tokens + at, bt->targets + at, bt->seg + at, rows, bt->T, &l, err);
         if (rc) return rc;
         sum += (double)w * l;
         *tokens += (uint64_t)bt->n_tokens;
@@ -209,7 +229,7 @@ static int evaluate(run *r, sm_train_result *res, int *stop_now, sm_error *err) 
     const sm_train_config *cfg = r->cfg;
     double t0 = now_s(), vl = NAN;
     uint64_t n = 0;
-    int rc = eval_loss(r->tm, r->vb, r->cfg->dist, &vl, &n, err);
+    int rc = eval_loss(r->tm, r->vb, r->cfg->dist, r->mask, &vl, &n, err);
     if (rc) return rc;
     if (isnan(res->first_val)) res->first_val = vl;
     res->last_val = vl;
@@ -279,6 +299,10 @@ int sm_train_run(sm_train_model *tm, const sm_examples *train, const sm_examples
     char *identity = NULL;
     if (!(r.tb = sm_batcher_new(train, cfg->batch, cfg->seq, 1, cfg->seed, err))) { rc = err ? err->code : SM_EINVAL; goto done; }
     if (val && val->n > 0 && !(r.vb = sm_batcher_new(val, cfg->batch, cfg->seq, 0, 0, err))) { rc = err ? err->code : SM_EINVAL; goto done; }
+    if (cfg->activated && !(r.mask = malloc((size_t)cfg->batch * (size_t)cfg->seq))) {
+        rc = sm_err(err, SM_ENOMEM, "out of memory");
+        goto done;
+    }
     int use_zero = sm_dist_size(cfg->dist) > 1 && sm_train_model_mode(tm) == SM_TRAIN_FULL && cfg->zero >= 0;
     if (!use_zero && !(r.opt = sm_adamw_new(r.n_params, &cfg->adam, err))) { rc = err ? err->code : SM_ENOMEM; goto done; }
     /* weight decay on matrices only (every LoRA A and B is one); never on norms and biases */
@@ -422,5 +446,6 @@ done:
     sm_zero_free(r.zero);
     sm_batcher_free(r.tb);
     sm_batcher_free(r.vb);
+    free(r.mask);
     return rc;
 }

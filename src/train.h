@@ -81,6 +81,10 @@ typedef struct {
                                    number of ranks ("ranks" joins the identity). */
     int zero;                   /* several ranks training the full model: 0 (default) shards the
                                    AdamW state over them (ZeRO-1, zero.h); -1 keeps it whole */
+    int activated;              /* an activated adapter (lora.h): on each packed example it is on
+                                   from the task's marker token (the last prompt token, the first
+                                   position with a target) to the example's end, off over the
+                                   prompt before it, as the metadata service runs it */
 } sm_train_config;
 
 /* Fills *cfg with the defaults: batch 8, seq 256, accum 1, 1 epoch, lr 2e-4, min_lr_frac 0.1,

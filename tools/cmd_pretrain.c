@@ -30,7 +30,11 @@ static void usage(FILE *f) {
             "out for the validation loss. The tokenizer is VOCAB.gguf's (a vocabulary or a model).\n"
             "\n"
             "model:\n"
-            "  --config NAME      a shape preset (smollm2-135m); flags after it override it\n"
+            "  --config NAME      a preset; flags after it override it:\n"
+            "                       default       the bundled base (models/README.md): its shape and\n"
+            "                                     its recipe (seq, batch, steps, lr, warmup, wd,\n"
+            "                                     validation, checkpoints, seed)\n"
+            "                       smollm2-135m  SmolLM2-135M's shape\n"
             "  --n-embd E --n-layer L --n-head H --n-head-kv K --n-ff F   the shape by hand\n"
             "  --ctx N            llama.context_length (default 2048, at least --seq)\n"
             "  --rope-theta X     (default 10000)\n"
@@ -43,7 +47,46 @@ static void usage(FILE *f) {
                "\nexit codes: 0 success, 1 failure at run time, 2 bad usage or bad input file\n");
 }
 
+/* `--config default`: the bundled base, shape and recipe, as the flags it stands for (so that
+ * flags after it override any of them). models/README.md records the run it made. */
+static const char *const default_recipe[] = {
+    "--n-embd", "256", "--n-layer", "8", "--n-head", "4", "--n-head-kv", "4", "--n-ff", "768", "--tied",
+    "--ctx", "2048", "--rope-theta", "10000", "--seq", "512", "--batch", "8", "--steps", "1400",
+    "--lr", "2e-3", "--warmup", "70", "--wd", "0.1", "--val-every", "1000", "--eval-every", "350",
+    "--ckpt-every", "100", "--seed", "1"};
+#define N_DEFAULT_RECIPE ((int)(sizeof default_recipe / sizeof *default_recipe))
+
+/* argv with every `--config default` replaced by default_recipe (a new array of pointers into
+ * argv and the recipe; the caller frees it), or NULL when out of memory. */
+static char **expand_default(int argc, char **argv, int *out_argc) {
+    char **v = malloc(((size_t)argc * N_DEFAULT_RECIPE + 1) * sizeof *v);
+    if (!v) return NULL;
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i + 1 < argc && !strcmp(argv[i], "--config") && !strcmp(argv[i + 1], "default")) {
+            for (int k = 0; k < N_DEFAULT_RECIPE; k++) v[n++] = (char *)default_recipe[k];
+            i++;
+        } else {
+            v[n++] = argv[i];
+        }
+    }
+    v[n] = NULL;
+    *out_argc = n;
+    return v;
+}
+
+static int pretrain_main(int argc, char **argv);
+
 int cmd_pretrain(int argc, char **argv) {
+    int n = 0;
+    char **v = expand_default(argc, argv, &n);
+    if (!v) { fprintf(stderr, "snipmeta pretrain: out of memory\n"); return EXIT_FAIL; }
+    int rc = pretrain_main(n, v);
+    free(v);
+    return rc;
+}
+
+static int pretrain_main(int argc, char **argv) {
     const char *vocab_path = NULL, *out = NULL;
     const char **corpus = calloc((size_t)argc, sizeof *corpus);
     int n_corpus = 0, type = SM_TYPE_F32, val_every = 100, warmup_set = 0;

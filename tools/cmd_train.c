@@ -36,6 +36,9 @@ static void usage(FILE *f) {
             "  --rank R           LoRA rank (default 8)\n"
             "  --alpha A          LoRA alpha (default 2 * rank); the scale is alpha / rank\n"
             "  --rslora           scale alpha / sqrt(rank)\n"
+            "  --activated        an activated adapter: on only from the task's marker token (the\n"
+            "                     prompt before it runs on the base alone, so the four tasks can\n"
+            "                     share one prefill of the snippet when serving)\n"
             "  --targets LIST     projections: q,k,v,o,gate,up,down, attn, mlp, all (default q,k,v,o)\n"
             "  --dropout P        dropout on the adapters' input (default 0)\n"
             "  --peft DIR         also write the adapter as PEFT (adapter_model.safetensors + config)\n"
@@ -62,7 +65,7 @@ static char *data_file(const char *dir, const char *task, const char *name) {
 
 typedef struct {
     const char *model, *task, *data, *out, *peft;
-    int rank, rslora, full, type;
+    int rank, rslora, full, type, activated;
     double alpha, dropout;
     unsigned targets;
     train_flags tf;
@@ -82,6 +85,7 @@ static int parse_args(int argc, char **argv, options *o) {
         if (k > 0) continue;
         if (!strcmp(a, "--full")) { o->full = 1; continue; }
         if (!strcmp(a, "--rslora")) { o->rslora = 1; continue; }
+        if (!strcmp(a, "--activated")) { o->activated = 1; continue; }
         if (i + 1 >= argc) return cli_usage_error("train", "%s needs a value (or is not an option)", a);
         const char *v = argv[++i];
         long long n;
@@ -111,6 +115,7 @@ static int parse_args(int argc, char **argv, options *o) {
             return cli_usage_error("train", "unknown option '%s'", a);
         }
     }
+    if (o->activated && o->full) return cli_usage_error("train", "--activated is an adapter setting; --full trains no adapter");
     if (!o->model) return cli_usage_error("train", "-m BASE.gguf is required");
     if (!o->task) return cli_usage_error("train", "--task is required");
     if (!o->data) return cli_usage_error("train", "--data DIR is required");
@@ -164,6 +169,8 @@ int cmd_train(int argc, char **argv) {
         snprintf(lora->task, sizeof lora->task, "%s", o.task);
         memcpy(lora->base_fingerprint, fp, sizeof fp);
         lora->prompt_format = 1;
+        lora->activated = o.activated;
+        cfg->activated = o.activated;
     }
     if (!(tm = sm_train_model_new(m, lora, o.full ? SM_TRAIN_FULL : SM_TRAIN_LORA, cfg->batch, cfg->seq, (float)o.dropout,
                                   cfg->seed, &err))) {
@@ -187,6 +194,7 @@ int cmd_train(int argc, char **argv) {
         json_object_set_new(id, "rslora", json_boolean(o.rslora));
         json_object_set_new(id, "targets", json_integer(o.targets));
         json_object_set_new(id, "dropout", json_real(o.dropout));
+        if (o.activated) json_object_set_new(id, "activated", json_true());
     }
     identity = json_dumps(id, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
     json_decref(id);
