@@ -1,6 +1,6 @@
 /* bench_meta.c: latency and memory of the metadata tasks (metadata.h), as JSON lines.
  *
- *   bench_meta [--model BASE.gguf] [--vocab VOCAB.gguf] [-t THREADS] [--rank R] [--gen N] [--reps N] [--full 1]
+ *   bench_meta [--model BASE.gguf] [--vocab VOCAB.gguf] [-t THREADS] [--rank R] [--gen N] [--reps N] [--full 1] [--meta 0]
  *
  * Without --model it writes a random model of SmolLM2-135M's shape in Q8_0 with the vocabulary
  * file (default ../shared/fixtures/tokenizers/ggml-vocab-starcoder.gguf, 49152 tokens as
@@ -10,8 +10,11 @@
  *   - all four tasks against each task alone, with standard and with activated adapters, every
  *     answer capped at --gen tokens (default 16: a random adapter rarely stops by itself, a
  *     trained one writes a title in about that many), and with --full 1 also with each task's own
- *     answer limit; runs are interleaved so that a busy moment hits both sides alike;
+ *     answer limit; runs are interleaved so that a busy moment hits both sides alike (--meta 0
+ *     skips these);
  *   - the prefill of the snippet and the time per generated token;
+ *   - one decode step of 1-4 sequences side by side (sm_forward_seqs) against one of a single
+ *     sequence, and the copy of the prefix's cache that splitting into four sequences makes;
  *   - an adapter swap (sm_context_set_adapters between two resident adapters);
  *   - resident memory (VmRSS) of the base with a context after a forward pass, and after the four
  *     adapters and the constraint tries are loaded too.
@@ -149,9 +152,62 @@ static void bench_kind(const char *kind, sm_meta_worker *w, sm_registry *r, cons
     sm_meta_result_free(&res);
 }
 
+/* One decode step of k sequences side by side (sm_forward_seqs, k rows, each its own adapter)
+ * against one step of one sequence (sm_forward, one row), after the snippet's prefill; the copy
+ * of the prefix's cache that a split makes (sm_context_seqs_begin) timed too. 16 steps each, best
+ * of reps, interleaved. */
+static void bench_steps(const sm_model *m, sm_meta_worker *w, sm_registry *r, const char *code, int reps) {
+    static const char *names[] = {"title", "description", "tags", "links"};
+    const sm_lora *ad[4];
+    float scales[4] = {1, 1, 1, 1};
+    for (int t = 0; t < 4; t++) ad[t] = sm_registry_acquire(r, names[t]);
+    sm_context *c = sm_meta_worker_context(w);
+    sm_error err = {0};
+    int *ids = NULL, n = 0;
+    sm_tokenize(m->tokenizer, code, strlen(code), 0, 0, &ids, &n, &err);
+    float *logits = malloc(4 * (size_t)m->config.n_vocab * sizeof *logits);
+    double best[5] = {1e30, 1e30, 1e30, 1e30, 1e30}, best_split = 1e30;
+    enum { STEPS = 16 };
+    for (int rep = 0; rep < reps; rep++)
+        for (int k = 0; k <= 4; k++) {
+            sm_context_set_adapters(c, NULL, NULL, 0, NULL);
+            sm_context_set_adapter_start(c, 0);
+            sm_context_truncate(c, 0, NULL);
+            if (sm_forward(c, ids, n, NULL, 0, &err)) die("prefill", &err);
+            int tok[4] = {ids[0], ids[1], ids[2], ids[3]}, n_tok[4] = {0};
+            double t0 = now_ms();
+            if (k == 0) { /* one sequence, the one-row path */
+                sm_context_set_adapters(c, &ad[0], scales, 1, &err);
+                sm_context_set_adapter_start(c, n);
+                for (int s = 0; s < STEPS; s++)
+                    if (sm_forward(c, tok, 1, logits, 0, &err)) die("step", &err);
+            } else {
+                if (sm_context_seqs_begin(c, k, ad, scales, STEPS + 1, &err)) die("split", &err);
+                double split = now_ms() - t0;
+                if (k == 4 && split < best_split) best_split = split;
+                t0 = now_ms();
+                for (int i = 0; i < k; i++) n_tok[i] = 1;
+                for (int s = 0; s < STEPS; s++)
+                    if (sm_forward_seqs(c, tok, n_tok, logits, &err)) die("step", &err);
+                sm_context_seqs_end(c);
+            }
+            double ms = (now_ms() - t0) / STEPS;
+            if (ms < best[k]) best[k] = ms;
+        }
+    sm_context_set_adapters(c, NULL, NULL, 0, NULL);
+    sm_context_set_adapter_start(c, 0);
+    printf("{\"bench\":\"decode_step\",\"threads\":%d,\"prefix_tokens\":%d,\"one_seq_ms\":%.2f,\"batched_ms\":[%.2f,%.2f,%.2f,%.2f],"
+           "\"four_over_one\":%.2f,\"split_copy_ms\":%.2f}\n",
+           omp_get_max_threads(), n, best[0], best[1], best[2], best[3], best[4], best[4] / best[0], best_split);
+    fflush(stdout);
+    for (int t = 0; t < 4; t++) sm_registry_release(r, ad[t]);
+    free(logits);
+    free(ids);
+}
+
 int main(int argc, char **argv) {
     const char *model_path = NULL, *vocab_path = "../shared/fixtures/tokenizers/ggml-vocab-starcoder.gguf";
-    int threads = 2, rank = 8, gen = 16, reps = 3, n_snippet = 200, full = 0;
+    int threads = 2, rank = 8, gen = 16, reps = 3, n_snippet = 200, full = 0, meta = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) model_path = argv[i + 1];
         else if (!strcmp(argv[i], "--vocab")) vocab_path = argv[i + 1];
@@ -160,7 +216,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--gen")) gen = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--full")) full = atoi(argv[i + 1]);
-        else { fprintf(stderr, "usage: bench_meta [--model BASE.gguf] [--vocab V.gguf] [-t N] [--rank R] [--gen N] [--reps N] [--full 1]\n"); return 2; }
+        else if (!strcmp(argv[i], "--meta")) meta = atoi(argv[i + 1]);
+        else { fprintf(stderr, "usage: bench_meta [--model BASE.gguf] [--vocab V.gguf] [-t N] [--rank R] [--gen N] [--reps N] [--full 1] [--meta 0]\n"); return 2; }
     }
     omp_set_num_threads(threads);
     char dir[] = "/tmp/bench_meta.XXXXXX";
@@ -255,10 +312,11 @@ int main(int argc, char **argv) {
         free(ids);
     }
     fflush(stdout);
+    bench_steps(m, w, act_reg, code, reps);
 
-    bench_kind("activated", w, act_reg, code, gen, reps);
-    bench_kind("standard", w, std_reg, code, gen, reps);
-    if (full) { /* each task's own answer limit: random adapters rarely stop early, so mostly the limits */
+    if (meta) bench_kind("activated", w, act_reg, code, gen, reps);
+    if (meta) bench_kind("standard", w, std_reg, code, gen, reps);
+    if (full && meta) { /* each task's own answer limit: random adapters rarely stop early, so mostly the limits */
         bench_kind("activated", w, act_reg, code, 0, reps);
         bench_kind("standard", w, std_reg, code, 0, reps);
     }

@@ -5,7 +5,16 @@
  * matrix product over the chunk's rows, keys and values are written straight into the cache
  * rows of their positions, and attention reads the cache. All arithmetic is in kernels.h; this
  * file only sequences it. Each projection goes through project(), the one place where the
- * attached LoRA adapters add their low-rank deltas s * B (A x).
+ * attached LoRA adapters add their low-rank deltas s * B (A x), group of rows by group of rows.
+ *
+ * Several sequences (sm_context_seqs_begin): the rows of one forward pass belong to up to
+ * SM_CONTEXT_MAX_SEQ sequences that share a prefix. Every projection is still one product over
+ * all rows (the weights are read once for all of them); each sequence's adapter applies to its
+ * own rows (one row group per sequence); keys and values go to each sequence's own cache, and
+ * attention runs per sequence over that cache. Sequence 0 is the context's own cache; the others
+ * get a copy of the prefix's keys and values, so that each sequence's cache is contiguous and
+ * attention is the very kernel call the one-sequence path makes (a shared prefix region would
+ * need an attention kernel over two key ranges; the copy costs a few ms once per split).
  */
 #include "model.h"
 
@@ -46,6 +55,28 @@ struct sm_context {
     float *lora_ax;                 /* (n_batch, max rank) A x */
     float *lora_bax;                /* (n_batch, max out) B (A x) */
     void *adapter_slab;
+    /* the row groups of the forward pass running now: project() adds each group's adapters to
+     * its rows (one group in the one-sequence path, one per sequence when split) */
+    int n_groups;
+    struct row_group {
+        int row0, n;                    /* rows [row0, row0 + n) of the chunk */
+        const sm_lora *const *adapters;
+        const float *scales;
+        int n_adapters;
+    } groups[SM_CONTEXT_MAX_SEQ];
+    float *group_ax, *group_bax;    /* the LoRA scratch of the groups */
+    /* several sequences sharing the prefix [0, seq_start) (sm_context_seqs_begin); 0: not split */
+    int n_seq;
+    int seq_start;
+    int seq_pos[SM_CONTEXT_MAX_SEQ];    /* positions filled of each (seq_pos[0] == n_pos) */
+    int seq_cap;                        /* positions each cache of sequences 1.. holds */
+    const sm_lora *seq_adapter[SM_CONTEXT_MAX_SEQ];
+    float seq_scale[SM_CONTEXT_MAX_SEQ];  /* user scale * alpha / rank */
+    float *seq_k, *seq_v;       /* (n_seq - 1, n_layer, seq_cap, kv_dim) the caches of sequences 1.. */
+    float *rows_k, *rows_v;     /* (n_batch, kv_dim) new keys and values before they go to their caches */
+    float *seq_ax, *seq_bax;    /* (n_batch, max rank), (n_batch, max out) LoRA scratch of the sequences */
+    void *seq_slab;             /* the allocation of all seq_* buffers, grown as needed */
+    size_t seq_slab_bytes;
 };
 
 static int mul_size(size_t a, size_t b, size_t *out) {
@@ -109,6 +140,7 @@ sm_context *sm_context_new(const sm_model *m, int n_ctx, int n_batch, sm_error *
 
 void sm_context_free(sm_context *c) {
     if (!c) return;
+    free(c->seq_slab);
     free(c->adapter_slab);
     free(c->slab);
     free(c);
@@ -121,6 +153,7 @@ int sm_context_truncate(sm_context *c, int pos, sm_error *err) {
     if (pos < 0 || pos > c->n_pos)
         return sm_err(err, SM_EINVAL, "cannot truncate the context to position %d: it holds %d", pos, c->n_pos);
     c->n_pos = pos;
+    c->n_seq = 0;
     return SM_OK;
 }
 
@@ -198,25 +231,24 @@ static void lora_product(float *bax, float *ax, const float *x, const sm_lora_pa
 }
 
 /* y (n, w->out) = x (n, w->in) · W^T (+ the adapters' s * B (A x)) + bias, for projection p of
- * layer l, rows at positions c->pos[0..n) (consecutive). */
+ * layer l; each row group of c->groups adds its own adapters to its own rows. */
 static void project(sm_context *c, int l, sm_proj p, float *y, const float *x, int n) {
     const sm_layer *L = &c->model->layers[l];
     const sm_weight *w = &L->proj[p];
     matmul_forward(y, x, w->data, w->type, n, w->in, w->out);
-    /* LoRA, unmerged and before the bias, as llama.cpp's build_lora_mm; only rows at positions
-     * >= adapter_start (activated adapters leave the prefix to the base) */
-    int t0 = c->adapter_start - c->pos[0];
-    if (t0 < 0) t0 = 0;
-    for (int i = 0; i < c->n_adapters && t0 < n; i++) {
-        const sm_lora *lora = c->adapters[i];
-        if (l >= lora->n_layer) continue;
-        const sm_lora_pair *pair = sm_lora_at(lora, l, p);
-        if (!pair->a) continue;
-        int rows = n - t0;
-        lora_product(c->lora_bax, c->lora_ax, x + (size_t)t0 * w->in, pair, lora->rank, rows);
-        float s = c->adapter_scales[i];
-        float *yt = y + (size_t)t0 * w->out;
-        for (size_t k = 0; k < (size_t)rows * w->out; k++) yt[k] += s * c->lora_bax[k];
+    /* LoRA, unmerged and before the bias, as llama.cpp's build_lora_mm */
+    for (int g = 0; g < c->n_groups; g++) {
+        const struct row_group *G = &c->groups[g];
+        for (int i = 0; i < G->n_adapters && G->n > 0; i++) {
+            const sm_lora *lora = G->adapters[i];
+            if (!lora || l >= lora->n_layer) continue;
+            const sm_lora_pair *pair = sm_lora_at(lora, l, p);
+            if (!pair->a) continue;
+            lora_product(c->group_bax, c->group_ax, x + (size_t)G->row0 * w->in, pair, lora->rank, G->n);
+            float s = G->scales[i];
+            float *yt = y + (size_t)G->row0 * w->out;
+            for (size_t k = 0; k < (size_t)G->n * w->out; k++) yt[k] += s * c->group_bax[k];
+        }
     }
     const float *bias = L->bias[p];
     if (bias)
@@ -241,6 +273,14 @@ static void forward_chunk(sm_context *c, const int *tokens, int n) {
         sm_model_embed(m, c->x + (size_t)t * n_embd, tokens[t]);
         c->pos[t] = pos0 + t;
     }
+    /* one row group: the rows at positions >= adapter_start (activated adapters leave the
+     * prefix to the base) */
+    int t0 = c->adapter_start - pos0;
+    if (t0 < 0) t0 = 0;
+    c->n_groups = 1;
+    c->groups[0] = (struct row_group){.row0 = t0, .n = t0 < n ? n - t0 : 0, .adapters = c->adapters,
+                                      .scales = c->adapter_scales, .n_adapters = c->n_adapters};
+    c->group_ax = c->lora_ax, c->group_bax = c->lora_bax;
     for (int l = 0; l < cfg->n_layer; l++) {
         const sm_layer *L = &m->layers[l];
         float *k_cache = c->k_cache + l * layer_stride, *v_cache = c->v_cache + l * layer_stride;
@@ -286,6 +326,7 @@ int sm_forward(sm_context *c, const int *tokens, int n, float *logits, int all_l
     if (omp_get_max_threads() > c->att_threads)
         return sm_err(err, SM_EINVAL, "the thread count (%d) was raised above the %d the context was made for",
                       omp_get_max_threads(), c->att_threads);
+    c->n_seq = 0;
     for (int start = 0; start < n; start += c->n_batch) {
         int nb = n - start < c->n_batch ? n - start : c->n_batch;
         forward_chunk(c, tokens + start, nb);
@@ -295,5 +336,161 @@ int sm_forward(sm_context *c, const int *tokens, int n, float *logits, int all_l
         else if (start + nb == n)
             output_logits(c, logits, nb - 1, 1);
     }
+    return SM_OK;
+}
+
+/* ---- several sequences sharing a prefix ---------------------------------------------------- */
+
+/* The key (or value, v = 1) cache of layer l of sequence s. */
+static float *seq_cache(sm_context *c, int s, int l, int v) {
+    const sm_model_config *cfg = &c->model->config;
+    size_t kv_dim = (size_t)cfg->n_head_kv * cfg->head_dim;
+    if (s == 0) return (v ? c->v_cache : c->k_cache) + (size_t)l * c->n_ctx * kv_dim;
+    return (v ? c->seq_v : c->seq_k) + ((size_t)(s - 1) * cfg->n_layer + l) * c->seq_cap * kv_dim;
+}
+
+int sm_context_seqs_begin(sm_context *c, int n_seq, const sm_lora *const *adapters, const float *scales, int n_extra, sm_error *err) {
+    const sm_model *m = c->model;
+    const sm_model_config *cfg = &m->config;
+    if (n_seq < 1 || n_seq > SM_CONTEXT_MAX_SEQ || n_extra < 1 || !adapters || !scales)
+        return sm_err(err, SM_EINVAL, "sm_context_seqs_begin: bad arguments (%d sequences, %d positions each)", n_seq, n_extra);
+    int start = c->n_pos;
+    if (n_extra > c->n_ctx - start)
+        return sm_err(err, SM_EINVAL, "context overflow: %d positions are filled and %d more per sequence do not fit in n_ctx %d",
+                      start, n_extra, c->n_ctx);
+    size_t max_rank = 0, max_out = 0;
+    for (int s = 0; s < n_seq; s++) {
+        const sm_lora *l = adapters[s];
+        if (!l) continue;
+        if (!isfinite(scales[s])) return sm_err(err, SM_EINVAL, "sequence %d: a non-finite adapter scale", s);
+        if (l->n_layer > cfg->n_layer)
+            return sm_err(err, SM_EINVAL, "sequence %d: the adapter has %d layers, the model %d", s, l->n_layer, cfg->n_layer);
+        for (int p = 0; p < SM_PROJ_COUNT; p++) {
+            if (!(l->targets & (1u << p))) continue;
+            const sm_lora_pair *pair = sm_lora_at(l, 0, (sm_proj)p);
+            const sm_weight *w = &m->layers[0].proj[p];
+            if (pair->in != w->in || pair->out != w->out)
+                return sm_err(err, SM_EINVAL, "sequence %d: the adapter's %s is %d x %d (out x in) but the model's is %d x %d", s,
+                              sm_proj_name((sm_proj)p), pair->out, pair->in, w->out, w->in);
+            if ((size_t)pair->out > max_out) max_out = (size_t)pair->out;
+        }
+        if ((size_t)l->rank > max_rank) max_rank = (size_t)l->rank;
+    }
+    /* sizes: small products of ints and of the context's sizes, which sm_context_new checked */
+    size_t kv_dim = (size_t)cfg->n_head_kv * cfg->head_dim, nb = (size_t)c->n_batch, cap = (size_t)start + (size_t)n_extra;
+    size_t cache = (size_t)(n_seq - 1) * cfg->n_layer * cap * kv_dim * sizeof(float);
+    size_t sizes[6] = {cache, cache, nb * kv_dim * sizeof(float), nb * kv_dim * sizeof(float),
+                       nb * max_rank * sizeof(float), nb * max_out * sizeof(float)};
+    size_t offsets[6], total = 0;
+    for (int i = 0; i < 6; i++) offsets[i] = total, total += (sizes[i] + 63) / 64 * 64;
+    if (total > c->seq_slab_bytes) {
+        void *slab = aligned_alloc(64, total);
+        if (!slab) return sm_err(err, SM_ENOMEM, "out of memory for %d sequences of %zu positions", n_seq, cap);
+        free(c->seq_slab);
+        c->seq_slab = slab;
+        c->seq_slab_bytes = total;
+    }
+    char *base = c->seq_slab;
+    c->seq_k = (float *)(base + offsets[0]), c->seq_v = (float *)(base + offsets[1]);
+    c->rows_k = (float *)(base + offsets[2]), c->rows_v = (float *)(base + offsets[3]);
+    c->seq_ax = (float *)(base + offsets[4]), c->seq_bax = (float *)(base + offsets[5]);
+    c->seq_cap = (int)cap;
+    c->n_seq = n_seq;
+    c->seq_start = start;
+    size_t prefix_bytes = (size_t)start * kv_dim * sizeof(float);
+    for (int s = 0; s < n_seq; s++) {
+        c->seq_pos[s] = start;
+        c->seq_adapter[s] = adapters[s];
+        c->seq_scale[s] = adapters[s] ? scales[s] * sm_lora_scale(adapters[s]) : 0.0f;
+        for (int l = 0; s > 0 && l < cfg->n_layer; l++) {
+            memcpy(seq_cache(c, s, l, 0), seq_cache(c, 0, l, 0), prefix_bytes);
+            memcpy(seq_cache(c, s, l, 1), seq_cache(c, 0, l, 1), prefix_bytes);
+        }
+    }
+    return SM_OK;
+}
+
+int sm_context_n_seq(const sm_context *c) { return c->n_seq; }
+
+int sm_context_seq_pos(const sm_context *c, int seq) {
+    return seq >= 0 && seq < c->n_seq ? c->seq_pos[seq] : -1;
+}
+
+void sm_context_seqs_end(sm_context *c) { c->n_seq = 0; }
+
+int sm_forward_seqs(sm_context *c, const int *tokens, const int *n_tokens, float *logits, sm_error *err) {
+    const sm_model *m = c->model;
+    const sm_model_config *cfg = &m->config;
+    if (c->n_seq < 1) return sm_err(err, SM_EINVAL, "sm_forward_seqs: the context is not split into sequences");
+    int n = 0;
+    for (int s = 0; s < c->n_seq; s++) {
+        int room = (s == 0 ? c->n_ctx : c->seq_cap) - c->seq_pos[s];
+        if (n_tokens[s] < 0 || n_tokens[s] > room)
+            return sm_err(err, SM_EINVAL, "sequence %d: %d tokens at position %d do not fit its %d positions", s, n_tokens[s],
+                          c->seq_pos[s], s == 0 ? c->n_ctx : c->seq_cap);
+        n += n_tokens[s];
+    }
+    if (n < 1 || n > c->n_batch)
+        return sm_err(err, SM_EINVAL, "sm_forward_seqs: %d tokens in all (expected 1 to the batch size %d)", n, c->n_batch);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= cfg->n_vocab)
+            return sm_err(err, SM_EINVAL, "token %d at index %d is outside the vocabulary of %d", tokens[i], i, cfg->n_vocab);
+    if (omp_get_max_threads() > c->att_threads)
+        return sm_err(err, SM_EINVAL, "the thread count (%d) was raised above the %d the context was made for",
+                      omp_get_max_threads(), c->att_threads);
+
+    int n_embd = cfg->n_embd, kv_dim = cfg->n_head_kv * cfg->head_dim, q_dim = cfg->n_head * cfg->head_dim;
+    int row0[SM_CONTEXT_MAX_SEQ];
+    c->n_groups = 0;
+    for (int s = 0, r = 0; s < c->n_seq; s++) {
+        row0[s] = r;
+        for (int i = 0; i < n_tokens[s]; i++, r++) {
+            sm_model_embed(m, c->x + (size_t)r * n_embd, tokens[r]);
+            c->pos[r] = c->seq_pos[s] + i;
+        }
+        if (n_tokens[s] > 0 && c->seq_adapter[s])
+            c->groups[c->n_groups++] = (struct row_group){.row0 = row0[s], .n = n_tokens[s], .adapters = &c->seq_adapter[s],
+                                                          .scales = &c->seq_scale[s], .n_adapters = 1};
+    }
+    c->group_ax = c->seq_ax, c->group_bax = c->seq_bax;
+    size_t row_bytes = (size_t)kv_dim * sizeof(float);
+    for (int l = 0; l < cfg->n_layer; l++) {
+        const sm_layer *L = &m->layers[l];
+        rmsnorm_forward(c->xb, c->x, L->attn_norm, n, n_embd, cfg->norm_eps);
+        project(c, l, SM_PROJ_Q, c->q, c->xb, n);
+        project(c, l, SM_PROJ_K, c->rows_k, c->xb, n);
+        project(c, l, SM_PROJ_V, c->rows_v, c->xb, n);
+        rope_forward(c->q, c->pos, n, cfg->n_head, cfg->head_dim, cfg->rope_theta, cfg->rope_neox);
+        rope_forward(c->rows_k, c->pos, n, cfg->n_head_kv, cfg->head_dim, cfg->rope_theta, cfg->rope_neox);
+        for (int s = 0; s < c->n_seq; s++) {
+            if (n_tokens[s] == 0) continue;
+            float *k_cache = seq_cache(c, s, l, 0), *v_cache = seq_cache(c, s, l, 1);
+            size_t at = (size_t)c->seq_pos[s] * kv_dim, from = (size_t)row0[s] * kv_dim;
+            memcpy(k_cache + at, c->rows_k + from, (size_t)n_tokens[s] * row_bytes);
+            memcpy(v_cache + at, c->rows_v + from, (size_t)n_tokens[s] * row_bytes);
+            attention_forward(c->att_out + (size_t)row0[s] * q_dim, c->q + (size_t)row0[s] * q_dim, k_cache, v_cache, c->att,
+                              n_tokens[s], c->seq_pos[s], cfg->n_head, cfg->n_head_kv, cfg->head_dim);
+        }
+        project(c, l, SM_PROJ_O, c->xb, c->att_out, n);
+        add_in_place(c->x, c->xb, (size_t)n * n_embd);
+
+        rmsnorm_forward(c->xb, c->x, L->ffn_norm, n, n_embd, cfg->norm_eps);
+        project(c, l, SM_PROJ_GATE, c->ffn_gate, c->xb, n);
+        project(c, l, SM_PROJ_UP, c->ffn_up, c->xb, n);
+        swiglu_forward(c->ffn_h, c->ffn_gate, c->ffn_up, n * cfg->n_ff);
+        project(c, l, SM_PROJ_DOWN, c->xb, c->ffn_h, n);
+        add_in_place(c->x, c->xb, (size_t)n * n_embd);
+    }
+    for (int s = 0; s < c->n_seq; s++) c->seq_pos[s] += n_tokens[s];
+    c->n_pos = c->seq_pos[0];
+    if (!logits) return SM_OK;
+    /* the last row of each sequence that ran, gathered, then one product for all of them */
+    int k = 0;
+    for (int s = 0; s < c->n_seq; s++)
+        if (n_tokens[s] > 0) {
+            const float *last = c->x + (size_t)(row0[s] + n_tokens[s] - 1) * n_embd;
+            rmsnorm_forward(c->xb + (size_t)k++ * n_embd, last, m->output_norm, 1, n_embd, cfg->norm_eps);
+        }
+    matmul_forward(logits, c->xb, m->output.data, m->output.type, k, n_embd, m->output.out);
     return SM_OK;
 }

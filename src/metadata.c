@@ -17,6 +17,7 @@ struct sm_meta_worker {
     sm_context *ctx;
     int n_vocab;
     float *logits;      /* (n_vocab) */
+    float *seq_logits;  /* (SM_TASK_COUNT, n_vocab) the logits of the tasks decoding side by side */
     float *masked;      /* (n_vocab) logits outside the allowed set at -inf, for sampling */
     int *allowed;       /* (n_vocab) */
 };
@@ -44,9 +45,10 @@ sm_meta_worker *sm_meta_worker_new(const sm_model *m, int n_ctx, sm_error *err) 
     w->model = m;
     w->n_vocab = m->config.n_vocab;
     w->logits = malloc((size_t)w->n_vocab * sizeof *w->logits);
+    w->seq_logits = malloc((size_t)SM_TASK_COUNT * w->n_vocab * sizeof *w->seq_logits);
     w->masked = malloc((size_t)w->n_vocab * sizeof *w->masked);
     w->allowed = malloc((size_t)w->n_vocab * sizeof *w->allowed);
-    if (!w->logits || !w->masked || !w->allowed) {
+    if (!w->logits || !w->seq_logits || !w->masked || !w->allowed) {
         sm_meta_worker_free(w);
         sm_err(err, SM_ENOMEM, "out of memory for a worker");
         return NULL;
@@ -59,6 +61,7 @@ void sm_meta_worker_free(sm_meta_worker *w) {
     if (!w) return;
     sm_context_free(w->ctx);
     free(w->logits);
+    free(w->seq_logits);
     free(w->masked);
     free(w->allowed);
     free(w);
@@ -241,9 +244,9 @@ static int blank(const char *s) {
 
 /* The next token of a title or description that has no word yet: the best (or a sampled) token
  * that neither ends the text nor holds a newline, so that the answer is never empty. */
-static int first_word_token(sm_meta_worker *w, sm_sampler *sampler) {
+static int first_word_token(sm_meta_worker *w, const float *logits, sm_sampler *sampler) {
     const sm_tokenizer *tok = w->model->tokenizer;
-    memcpy(w->masked, w->logits, (size_t)w->n_vocab * sizeof *w->masked);
+    memcpy(w->masked, logits, (size_t)w->n_vocab * sizeof *w->masked);
     char piece[64];
     int id = 0;
     for (int tries = 0; tries < 256; tries++) {
@@ -266,59 +269,85 @@ typedef struct {
     int n_stop;
 } decode_spec;
 
-/* Decodes from w->logits (the prompt's last logits) into *out; sets *n_gen and *ended (stopped by
- * the model, a stop rule or the constraint rather than by max_tokens). */
-static int decode(sm_meta_worker *w, const decode_spec *d, sm_sampler *sampler, text_buf *out, int *n_gen,
-                  int *ended, sm_error *err) {
+/* The decoding of one answer, one token at a time: what decoder_step needs between steps. */
+typedef struct {
+    decode_spec d;
+    sm_sampler *sampler;    /* NULL: greedy */
+    sm_constraint_state st;
+    text_buf out;
+    int n_gen;
+    int ended;              /* stopped by the model, a stop rule or the constraint, not by max_tokens */
+} decoder;
+
+static void decoder_init(decoder *dc, const decode_spec *d, sm_sampler *sampler) {
+    memset(dc, 0, sizeof *dc);
+    dc->d = *d;
+    dc->sampler = sampler;
+    if (d->constraint) sm_constraint_start(d->constraint, d->first, &dc->st);
+    tb_add(&dc->out, "", 0);
+}
+
+/* One step: picks the next token from logits (n_vocab, the logits after the text so far) and adds
+ * its piece to the text. pos is the position the token would take, n_ctx the context's size.
+ * Returns 1 with *next set when decoding goes on (the caller runs *next through the model and
+ * calls again with the logits after it), 0 when the answer is done, or SM_ENOMEM. */
+static int decoder_step(sm_meta_worker *w, decoder *dc, const float *logits, int pos, int n_ctx, int *next, sm_error *err) {
+    const decode_spec *d = &dc->d;
     const sm_tokenizer *tok = w->model->tokenizer;
     int eos = sm_tokenizer_eos(tok), bos = sm_tokenizer_bos(tok);
-    int greedy = sampler == NULL;
-    sm_constraint_state st;
-    if (d->constraint) sm_constraint_start(d->constraint, d->first, &st);
-    char piece[256];
-    *n_gen = 0, *ended = 0;
-    tb_add(out, "", 0);
-    for (;;) {
-        int id;
-        if (d->constraint) {
-            int can_end = 0;
-            int n = sm_constraint_allowed(d->constraint, d->first, &st, w->allowed, &can_end);
-            if (greedy) {
-                id = best_allowed(w->logits, w->allowed, n, can_end, eos);
-            } else if (n == 0) {
-                id = can_end ? -1 : -2;
-            } else {
-                for (int i = 0; i < w->n_vocab; i++) w->masked[i] = -INFINITY;
-                for (int i = 0; i < n; i++) w->masked[w->allowed[i]] = w->logits[w->allowed[i]];
-                if (can_end && eos >= 0) w->masked[eos] = w->logits[eos];
-                id = sm_sample(sampler, w->masked);
-            }
-            if (id < 0) { *ended = id == -1; break; } /* -1: the output is complete; -2: a dead end */
-        } else if (d->task <= SM_TASK_DESCRIPTION && blank(out->p)) {
-            id = first_word_token(w, sampler);
+    sm_sampler *sampler = dc->sampler;
+    int id;
+    if (d->constraint) {
+        int can_end = 0;
+        int n = sm_constraint_allowed(d->constraint, d->first, &dc->st, w->allowed, &can_end);
+        if (!sampler) {
+            id = best_allowed(logits, w->allowed, n, can_end, eos);
+        } else if (n == 0) {
+            id = can_end ? -1 : -2;
         } else {
-            id = greedy ? sm_argmax(w->logits, w->n_vocab) : sm_sample(sampler, w->logits);
+            for (int i = 0; i < w->n_vocab; i++) w->masked[i] = -INFINITY;
+            for (int i = 0; i < n; i++) w->masked[w->allowed[i]] = logits[w->allowed[i]];
+            if (can_end && eos >= 0) w->masked[eos] = logits[eos];
+            id = sm_sample(sampler, w->masked);
         }
-        if (sm_tokenizer_is_eog(tok, id) || id == bos) { *ended = 1; break; }
-        int len = sm_token_to_piece(tok, id, piece, sizeof piece, 0);
-        if (len > (int)sizeof piece) len = (int)sizeof piece; /* only unusual control pieces are this long */
-        if (len > 0) tb_add(out, piece, (size_t)len);
-        if (out->oom) return sm_err(err, SM_ENOMEM, "out of memory decoding");
-        if (d->constraint && len > 0) sm_constraint_advance(d->constraint, d->first, &st, piece, len);
-        ++*n_gen;
-        if (d->task < SM_TASK_COUNT && should_stop(d->task, out->p, out->len)) { *ended = 1; break; }
-        int stopped = 0;
-        for (int i = 0; i < d->n_stop && !stopped; i++) {
-            char *hit = strstr(out->p, d->stop[i]);
-            if (hit) *hit = 0, out->len = (size_t)(hit - out->p), stopped = 1;
-        }
-        if (stopped) { *ended = 1; break; }
-        if (*n_gen >= d->max_tokens) break;
-        if (sm_context_pos(w->ctx) >= sm_context_n_ctx(w->ctx)) break;
-        int rc = sm_forward(w->ctx, &id, 1, w->logits, 0, err);
-        if (rc) return rc;
+        if (id < 0) { dc->ended = id == -1; return 0; } /* -1: the output is complete; -2: a dead end */
+    } else if (d->task <= SM_TASK_DESCRIPTION && blank(dc->out.p)) {
+        id = first_word_token(w, logits, sampler);
+    } else {
+        id = sampler ? sm_sample(sampler, logits) : sm_argmax(logits, w->n_vocab);
     }
-    return SM_OK;
+    if (sm_tokenizer_is_eog(tok, id) || id == bos) { dc->ended = 1; return 0; }
+    char piece[256];
+    int len = sm_token_to_piece(tok, id, piece, sizeof piece, 0);
+    if (len > (int)sizeof piece) len = (int)sizeof piece; /* only unusual control pieces are this long */
+    if (len > 0) tb_add(&dc->out, piece, (size_t)len);
+    if (dc->out.oom) return sm_err(err, SM_ENOMEM, "out of memory decoding");
+    if (d->constraint && len > 0) sm_constraint_advance(d->constraint, d->first, &dc->st, piece, len);
+    ++dc->n_gen;
+    if (d->task < SM_TASK_COUNT && should_stop(d->task, dc->out.p, dc->out.len)) { dc->ended = 1; return 0; }
+    for (int i = 0; i < d->n_stop; i++) {
+        char *hit = strstr(dc->out.p, d->stop[i]);
+        if (hit) {
+            *hit = 0, dc->out.len = (size_t)(hit - dc->out.p), dc->ended = 1;
+            return 0;
+        }
+    }
+    if (dc->n_gen >= d->max_tokens || pos >= n_ctx) return 0;
+    *next = id;
+    return 1;
+}
+
+/* Decodes one answer alone from w->logits (the prompt's last logits) into *out; sets *n_gen and
+ * *ended (see decoder). */
+static int decode(sm_meta_worker *w, const decode_spec *d, sm_sampler *sampler, text_buf *out, int *n_gen,
+                  int *ended, sm_error *err) {
+    decoder dc;
+    decoder_init(&dc, d, sampler);
+    int rc, next;
+    while ((rc = decoder_step(w, &dc, w->logits, sm_context_pos(w->ctx), sm_context_n_ctx(w->ctx), &next, err)) == 1)
+        if ((rc = sm_forward(w->ctx, &next, 1, w->logits, 0, err))) break;
+    *out = dc.out, *n_gen = dc.n_gen, *ended = dc.ended;
+    return rc < 0 ? rc : SM_OK;
 }
 
 /* Splits a tags or links completion into the items that are whole members of the constraint
@@ -369,6 +398,123 @@ static size_t marker_split(const char *prompt) {
     size_t i = n > 0 ? n - 1 : 0; /* the prompt ends with the marker line's newline */
     while (i > 0 && prompt[i - 1] != '\n') i--;
     return i;
+}
+
+/* The marker line of prompt (after the shared prefix), tokenized without BOS. */
+static int marker_tokens(const sm_tokenizer *tok, const char *prompt, tokens *out, sm_error *err) {
+    size_t split = marker_split(prompt);
+    free(out->ids), out->ids = NULL;
+    return tokenize(tok, prompt + split, strlen(prompt + split), 0, &out->ids, &out->n, err);
+}
+
+/* How task t's answer is decoded. */
+static decode_spec task_spec(sm_registry *r, sm_task t, const char *lang, const sm_meta_params *p) {
+    decode_spec d = {.task = t, .max_tokens = max_gen[t]};
+    if (p->max_tokens > 0 && p->max_tokens < max_gen[t]) d.max_tokens = p->max_tokens;
+    if (t == SM_TASK_TAGS) d.constraint = sm_registry_tags(r), d.first = lang;
+    if (t == SM_TASK_LINKS) d.constraint = sm_registry_links(r);
+    return d;
+}
+
+/* Task t's sampler, seeded from (seed, t); NULL when greedy. */
+static int task_sampler(const sm_meta_params *p, sm_task t, int n_vocab, sm_sampler **out, sm_error *err) {
+    *out = NULL;
+    if (!(p->sampling.temp > 0)) return SM_OK;
+    sm_sampler_params sp = p->sampling;
+    sp.seed = p->sampling.seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(t + 1));
+    if (!(*out = sm_sampler_new(&sp, n_vocab))) return sm_err(err, SM_ENOMEM, "out of memory");
+    return SM_OK;
+}
+
+/* Task t's answer from the decoded text (which it takes): trimmed or split into items, checked,
+ * stored in out. */
+static int finish_task(sm_registry *r, sm_task t, const char *lang, char *s, sm_meta_result *out, sm_error *err) {
+    if (t <= SM_TASK_DESCRIPTION && !(s = fix_utf8(s))) return sm_err(err, SM_ENOMEM, "out of memory");
+    if (t == SM_TASK_TITLE) trim_title(s), out->title = s;
+    else if (t == SM_TASK_DESCRIPTION) trim_description(s), out->description = s;
+    else {
+        int rc = t == SM_TASK_TAGS ? split_items(s, ", ", sm_registry_tags(r), lang, &out->tags, &out->n_tags)
+                                   : split_items(s, "\n", sm_registry_links(r), NULL, &out->links, &out->n_links);
+        free(s);
+        if (rc) return sm_err(err, SM_ENOMEM, "out of memory");
+    }
+    /* a check writes its reason only when it fails; out->check[t] stays "" otherwise */
+    if (t == SM_TASK_TITLE) sm_check_title(out->title, out->check[t]);
+    if (t == SM_TASK_DESCRIPTION) sm_check_description(out->description, out->check[t]);
+    if (t == SM_TASK_TAGS) sm_check_tags((const char *const *)out->tags, out->n_tags, lang, out->check[t]);
+    if (t == SM_TASK_LINKS) sm_check_links((const char *const *)out->links, out->n_links, out->check[t]);
+    out->tasks |= 1u << t;
+    return SM_OK;
+}
+
+/* The activated tasks side by side, after the shared prefill (the context holds the prefix, of
+ * prefix_n positions): one sequence per task (sm_context_seqs_begin), each with its adapter; the
+ * marker lines in one forward pass, then one pass per step with a row for each task still
+ * decoding; a task that is done drops out. Each task's answer and token count are those of
+ * decoding it alone (up to float summation order); its time is from the start of the batch to
+ * its last step. Sets the bits of the tasks it ran in *done. */
+static int run_batched(sm_meta_worker *w, sm_registry *r, const char *lang, const sm_meta_params *p, const sm_lora *const adapter[],
+                       char *const prompt[], int prefix_n, tokens marker[], sm_meta_result *out, unsigned *done, sm_error *err) {
+    double t0 = now_ms();
+    const sm_tokenizer *tok = w->model->tokenizer;
+    int task[SM_TASK_COUNT], n_seq = 0, n_extra = 1, rc = SM_OK, total = 0;
+    const sm_lora *seq_adapter[SM_TASK_COUNT];
+    float scale[SM_TASK_COUNT];
+    decoder dc[SM_TASK_COUNT];
+    for (int t = 0; t < SM_TASK_COUNT && !rc; t++) {
+        if (!adapter[t] || !adapter[t]->activated) continue;
+        rc = marker_tokens(tok, prompt[t], &marker[t], err);
+        if (rc) break;
+        decode_spec d = task_spec(r, (sm_task)t, lang, p);
+        if (marker[t].n + d.max_tokens > n_extra) n_extra = marker[t].n + d.max_tokens;
+        total += marker[t].n;
+        sm_sampler *sampler = NULL;
+        if ((rc = task_sampler(p, (sm_task)t, w->n_vocab, &sampler, err))) break;
+        decoder_init(&dc[n_seq], &d, sampler);
+        task[n_seq] = t, seq_adapter[n_seq] = adapter[t], scale[n_seq] = 1.0f;
+        n_seq++;
+    }
+    int *ids = rc ? NULL : malloc((size_t)(total > n_seq ? total : n_seq) * sizeof *ids);
+    if (!rc && !ids) rc = sm_err(err, SM_ENOMEM, "out of memory");
+    if (!rc) rc = sm_context_truncate(w->ctx, prefix_n, err); /* the prefix as the base computed it */
+    if (!rc) rc = sm_context_seqs_begin(w->ctx, n_seq, seq_adapter, scale, n_extra, err);
+    int n_tokens[SM_TASK_COUNT], n = 0;
+    for (int k = 0; k < n_seq && !rc; k++) {
+        memcpy(ids + n, marker[task[k]].ids, (size_t)marker[task[k]].n * sizeof *ids);
+        n += n_tokens[k] = marker[task[k]].n;
+    }
+    if (!rc && n == 0) rc = sm_err(err, SM_EINVAL, "the marker lines are empty");
+    if (!rc) rc = sm_forward_seqs(w->ctx, ids, n_tokens, w->seq_logits, err);
+    while (!rc) {
+        int running = 0;
+        for (int k = 0, j = 0; k < n_seq && !rc; k++) {
+            if (n_tokens[k] == 0) continue;
+            int t = task[k], next = 0;
+            const float *logits = w->seq_logits + (size_t)j++ * w->n_vocab;
+            rc = decoder_step(w, &dc[k], logits, sm_context_seq_pos(w->ctx, k), sm_context_n_ctx(w->ctx), &next, err);
+            if (rc == 1) {
+                rc = SM_OK;
+                ids[running++] = next, n_tokens[k] = 1;
+                continue;
+            }
+            n_tokens[k] = 0;
+            if (rc) break;
+            out->n_generated[t] = dc[k].n_gen;
+            rc = finish_task(r, (sm_task)t, lang, dc[k].out.p, out, err);
+            dc[k].out.p = NULL;
+            out->task_ms[t] = now_ms() - t0;
+            *done |= 1u << t;
+        }
+        if (rc || running == 0) break;
+        rc = sm_forward_seqs(w->ctx, ids, n_tokens, w->seq_logits, err);
+    }
+    sm_context_seqs_end(w->ctx);
+    for (int k = 0; k < n_seq; k++) {
+        free(dc[k].out.p);
+        sm_sampler_free(dc[k].sampler);
+    }
+    free(ids);
+    return rc;
 }
 
 int sm_meta_run(sm_meta_worker *w, sm_registry *r, const char *lang, const char *code, const sm_meta_params *p,
@@ -430,18 +576,21 @@ int sm_meta_run(sm_meta_worker *w, sm_registry *r, const char *lang, const char 
         out->prefill_ms = now_ms() - t0;
     }
 
-    /* activated tasks first, while the cache still holds the prefix as the base computed it; a
-     * standard task then overwrites it with its own adapter's values */
-    sm_sampler *sampler = NULL;
+    /* activated tasks first, while the cache still holds the prefix as the base computed it (side
+     * by side when there are several, unless asked not to); a standard task then overwrites it
+     * with its own adapter's values */
+    int n_activated = 0;
+    for (int t = 0; t < SM_TASK_COUNT; t++) n_activated += adapter[t] && adapter[t]->activated;
+    unsigned done = 0;
+    if (!rc && n_activated >= 2 && !p->sequential) rc = run_batched(w, r, lang, p, adapter, prompt, prefix.n, marker, out, &done, err);
     for (int k = 0; k < 2 * SM_TASK_COUNT && !rc; k++) {
         int t = k % SM_TASK_COUNT;
-        if (!adapter[t] || adapter[t]->activated != (k < SM_TASK_COUNT)) continue;
+        if (!adapter[t] || adapter[t]->activated != (k < SM_TASK_COUNT) || (done & (1u << t))) continue;
         double t0 = now_ms();
         float scale = 1.0f;
         const sm_lora *a = adapter[t];
         if (a->activated) {
-            size_t split = marker_split(prompt[t]);
-            rc = tokenize(tok, prompt[t] + split, strlen(prompt[t] + split), 0, &marker[t].ids, &marker[t].n, err);
+            rc = marker_tokens(tok, prompt[t], &marker[t], err);
             if (!rc) rc = sm_context_truncate(w->ctx, prefix.n, err);
             if (!rc) rc = sm_context_set_adapters(w->ctx, &a, &scale, 1, err);
             sm_context_set_adapter_start(w->ctx, prefix.n);
@@ -452,39 +601,17 @@ int sm_meta_run(sm_meta_worker *w, sm_registry *r, const char *lang, const char 
             sm_context_set_adapter_start(w->ctx, 0);
             if (!rc) rc = sm_forward(w->ctx, full[t].ids, full[t].n, w->logits, 0, err);
         }
+        sm_sampler *sampler = NULL;
+        if (!rc) rc = task_sampler(p, (sm_task)t, w->n_vocab, &sampler, err);
         if (rc) break;
-        if (p->sampling.temp > 0) {
-            sm_sampler_params sp = p->sampling;
-            sp.seed = p->sampling.seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(t + 1));
-            if (!(sampler = sm_sampler_new(&sp, w->n_vocab))) { rc = sm_err(err, SM_ENOMEM, "out of memory"); break; }
-        }
-        decode_spec d = {.task = (sm_task)t, .max_tokens = max_gen[t]};
-        if (p->max_tokens > 0 && p->max_tokens < max_gen[t]) d.max_tokens = p->max_tokens;
-        if (t == SM_TASK_TAGS) d.constraint = sm_registry_tags(r), d.first = lang;
-        if (t == SM_TASK_LINKS) d.constraint = sm_registry_links(r);
+        decode_spec d = task_spec(r, (sm_task)t, lang, p);
         text_buf text = {0};
         int ended = 0;
         rc = decode(w, &d, sampler, &text, &out->n_generated[t], &ended, err);
         sm_sampler_free(sampler);
-        sampler = NULL;
         if (rc) { free(text.p); break; }
-        char *s = text.p;
-        if (t <= SM_TASK_DESCRIPTION && !(s = fix_utf8(s))) { rc = sm_err(err, SM_ENOMEM, "out of memory"); break; }
-        if (t == SM_TASK_TITLE) trim_title(s), out->title = s;
-        else if (t == SM_TASK_DESCRIPTION) trim_description(s), out->description = s;
-        else {
-            rc = t == SM_TASK_TAGS ? split_items(s, ", ", d.constraint, lang, &out->tags, &out->n_tags)
-                                   : split_items(s, "\n", d.constraint, NULL, &out->links, &out->n_links);
-            free(s);
-            if (rc) { rc = sm_err(err, SM_ENOMEM, "out of memory"); break; }
-        }
-        /* a check writes its reason only when it fails; out->check[t] stays "" otherwise */
-        if (t == SM_TASK_TITLE) sm_check_title(out->title, out->check[t]);
-        if (t == SM_TASK_DESCRIPTION) sm_check_description(out->description, out->check[t]);
-        if (t == SM_TASK_TAGS) sm_check_tags((const char *const *)out->tags, out->n_tags, lang, out->check[t]);
-        if (t == SM_TASK_LINKS) sm_check_links((const char *const *)out->links, out->n_links, out->check[t]);
+        if ((rc = finish_task(r, (sm_task)t, lang, text.p, out, err))) break;
         out->task_ms[t] = now_ms() - t0;
-        out->tasks |= 1u << t;
     }
     sm_context_set_adapters(w->ctx, NULL, NULL, 0, NULL);
     for (int t = 0; t < SM_TASK_COUNT; t++) {

@@ -19,7 +19,12 @@
  * adapters (sm_lora.activated) switch on at the marker line: the prefix before it is tokenized
  * on its own and prefilled once with no adapter, and every activated task goes on from there
  * (sm_context_truncate back to the prefix, the adapter swapped in by pointer, its start set to the
- * prefix length), so all four tasks share one prefill of the snippet.
+ * prefix length), so all four tasks share one prefill of the snippet. After that prefill the
+ * activated tasks decode side by side (sm_context_seqs_begin, sm_forward_seqs: one forward pass
+ * per step with one row per task still going, each row with its own adapter and its own copy of
+ * the prefix's cache), so that the weights are read once per step for all of them; a task that is
+ * done drops out. The answers are those of decoding each task alone (params.sequential, the
+ * reference) up to float summation order.
  *
  * Decoding is greedy by default (temp 0): the same snippet, settings and thread count give the
  * same answer. With temp > 0 each task samples with its own generator seeded from (seed, task).
@@ -38,6 +43,8 @@ typedef struct {
     sm_sampler_params sampling; /* temp <= 0: greedy */
     size_t max_code_bytes;      /* 0: SM_META_MAX_CODE_BYTES */
     int max_tokens;             /* per task, at most the task's own limit (32, 128, 96, 160); 0: that limit */
+    int sequential;             /* 1: activated tasks decode one after another rather than side by side
+                                   (the reference the batched path is tested against) */
 } sm_meta_params;
 
 #define SM_META_MAX_CODE_BYTES 3000 /* as `snipmeta dataset` cuts training code */
@@ -52,7 +59,8 @@ typedef struct {
     char **tags, **links;
     int n_tags, n_links;
     char check[SM_TASK_COUNT][SM_REASON_MAX]; /* the failed check's reason, "" when it passed */
-    double task_ms[SM_TASK_COUNT];  /* each task's own prefill and decoding */
+    double task_ms[SM_TASK_COUNT];  /* each task's own prefill and decoding; for activated tasks decoded
+                                       side by side, from the start of the batch to the task's last step */
     double prefill_ms;              /* the shared prefill of activated adapters (0: none) */
     double total_ms;
     int n_prompt_tokens;            /* of the longest prompt */

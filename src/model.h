@@ -137,4 +137,39 @@ void sm_context_set_adapter_start(sm_context *c, int pos);
  * would overflow (pos + n > n_ctx). */
 int sm_forward(sm_context *c, const int *tokens, int n, float *logits, int all_logits, sm_error *err);
 
+/* ---- several sequences sharing a prefix (batched decoding) ----
+ * After a prefix is in the cache (positions [0, pos), pos = sm_context_pos), the context can be
+ * split into n_seq sequences that all continue from pos, each with its own adapter, and advance
+ * together: one forward pass runs rows of every sequence, so that the weights are read once per
+ * step for all of them (activated adapters: the four tasks of a snippet decode side by side after
+ * one shared prefill). Sequence 0 continues in the context's own cache; sequences 1.. get a copy
+ * of the prefix's keys and values in caches that the context keeps (grown as needed, freed with
+ * it). The split ends with sm_context_seqs_end, sm_context_truncate or sm_forward, after which
+ * the context holds sequence 0. */
+#define SM_CONTEXT_MAX_SEQ 8
+
+/* Splits the context into n_seq (1..SM_CONTEXT_MAX_SEQ) sequences at the current position, each
+ * with room for n_extra more positions. Sequence s runs with adapters[s] (NULL: the base alone)
+ * at scales[s] on every position it adds (as sm_context_set_adapter_start at the split); the
+ * adapters are borrowed and must outlive the split. The context's own adapters (set_adapters)
+ * are not used while split. Returns SM_OK; SM_EINVAL (bad arguments, pos + n_extra > n_ctx, an
+ * adapter whose shapes do not fit the model); SM_ENOMEM (nothing changes then). */
+int sm_context_seqs_begin(sm_context *c, int n_seq, const struct sm_lora *const *adapters, const float *scales, int n_extra,
+                          sm_error *err);
+/* Runs n_tokens[s] tokens of each sequence s (0: s sits this pass out, e.g. because it finished),
+ * `tokens` holding them sequence after sequence, at each sequence's next positions, in one
+ * forward pass. Writes to logits, when not NULL, the logits of the last token of each sequence
+ * that ran, in sequence order ((number of such sequences, n_vocab)). The results are those of
+ * running each sequence alone (sm_forward after sm_context_set_adapters and
+ * sm_context_set_adapter_start at the split) up to float summation order. Errors (nothing
+ * changes): SM_EINVAL when the context is not split, no token or more than n_batch tokens in all,
+ * a token is out of range or a sequence would overflow its room. */
+int sm_forward_seqs(sm_context *c, const int *tokens, const int *n_tokens, float *logits, sm_error *err);
+/* The number of sequences (0 when not split) and the positions filled of sequence seq (-1 when
+ * there is no such sequence). */
+int sm_context_n_seq(const sm_context *c);
+int sm_context_seq_pos(const sm_context *c, int seq);
+/* Ends the split: the context is one sequence again, sequence 0 (positions and cache). */
+void sm_context_seqs_end(sm_context *c);
+
 #endif
