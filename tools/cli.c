@@ -2,10 +2,14 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 int cli_report(const sm_error *err) {
     fprintf(stderr, "snipmeta: %s\n", err->msg[0] ? err->msg : sm_strerror(err->code));
@@ -42,4 +46,35 @@ int cli_parse_float(const char *s, double *out) {
 
 void cli_set_threads(int n) {
     if (n > 0) omp_set_num_threads(n);
+}
+
+#ifndef SM_SOURCE_MODELS_DIR
+#define SM_SOURCE_MODELS_DIR "models"
+#endif
+
+int cli_default_models(const char **base, const char **adapters, char *looked, size_t n) {
+    static char base_path[PATH_MAX + 32], adapters_path[PATH_MAX + 32];
+    char exe[PATH_MAX], beside[PATH_MAX + 16] = "";
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = 0;
+        char *bin_dir = dirname(exe); /* .../build */
+        snprintf(beside, sizeof beside, "%s/../models", bin_dir);
+    }
+    const char *env = getenv("SNIPMETA_MODELS");
+    const char *dirs[3] = {env && *env ? env : NULL, beside[0] ? beside : NULL, SM_SOURCE_MODELS_DIR};
+    size_t used = 0;
+    if (n) looked[0] = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!dirs[i]) continue;
+        snprintf(base_path, sizeof base_path, "%s/snipmeta-base.gguf", dirs[i]);
+        if (access(base_path, R_OK) == 0) {
+            snprintf(adapters_path, sizeof adapters_path, "%s/adapters", dirs[i]);
+            *base = base_path;
+            *adapters = adapters_path;
+            return 0;
+        }
+        if (used < n) used += (size_t)snprintf(looked + used, n - used, "%s%s", used ? ", " : "", dirs[i]);
+    }
+    return -1;
 }

@@ -10,16 +10,19 @@
 
 static void usage(FILE *f, const char *cmd) {
     fprintf(f,
-            "usage: snipmeta %s [FILE|-] -m BASE.gguf --adapters DIR [options]\n"
+            "usage: snipmeta %s [FILE|-] [-m BASE.gguf --adapters DIR] [options]\n"
             "\n"
             "Reads a code snippet from FILE (or standard input) and prints its metadata: `all` gives the\n"
             "title, description, tags and links; `title`, `describe`, `tags` and `links` one of them.\n"
             "Each task runs the base with its adapter from DIR (title.gguf, description.gguf, tags.gguf,\n"
             "links.gguf); tags come only from DIR/tags.txt (the first is the language) and links only\n"
             "from DIR/links.txt, as `snipmeta dataset` writes them. Decoding is greedy unless --temp.\n"
+            "Without -m and --adapters: the bundled default (models/snipmeta-base.gguf and\n"
+            "models/adapters; $SNIPMETA_MODELS names another folder holding the same).\n"
             "\n"
             "options:\n"
             "  -m, --model PATH     the base model (GGUF); the adapters must have been trained on it\n"
+            "                       (default: the bundled one)\n"
             "  --adapters DIR       the adapter directory\n"
             "  --lang L             the snippet's language (python, c, cpp, go, rust, java, ...); default:\n"
             "                       from the file name, the first line, then keywords\n"
@@ -95,9 +98,15 @@ static int parse_args(int argc, char **argv, options *o) {
         else o->input = a;
 #undef NEED_VALUE
     }
+    if (!o->model && !o->adapters) { /* the bundled default */
+        char looked[1024];
+        if (cli_default_models(&o->model, &o->adapters, looked, sizeof looked))
+            return cli_usage_error(cmd, "no bundled model (snipmeta-base.gguf) in %s: pass -m BASE.gguf --adapters DIR "
+                                        "or set SNIPMETA_MODELS to the folder that holds it", looked);
+    }
     if (!o->model || !o->adapters)
-        return cli_usage_error(cmd, "pass the base model and the adapter directory (-m BASE.gguf --adapters DIR): "
-                                    "there is no bundled default model under models/ yet");
+        return cli_usage_error(cmd, "pass both the base model and its adapter directory (-m BASE.gguf --adapters DIR), "
+                                    "or neither for the bundled default");
     return 0;
 }
 

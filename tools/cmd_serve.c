@@ -12,7 +12,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: snipmeta serve -m BASE.gguf --adapters DIR [options]\n"
+            "usage: snipmeta serve [-m BASE.gguf --adapters DIR] [options]\n"
             "\n"
             "Serves snippet metadata over HTTP: POST /v1/metadata {code, lang?, tasks?}, the web page at /,\n"
             "GET /v1/adapters, POST and DELETE /v1/adapters/NAME (load DIR/NAME.gguf, unload),\n"
@@ -21,8 +21,10 @@ static void usage(FILE *f) {
             "Prints 'listening on http://HOST:PORT' to stderr once ready; stops on SIGINT or SIGTERM.\n"
             "\n"
             "options:\n"
-            "  -m, --model PATH     the base model (GGUF)\n"
-            "  --adapters DIR       the adapter directory (title.gguf, ..., tags.txt, links.txt)\n"
+            "  -m, --model PATH     the base model (GGUF; default: the bundled models/snipmeta-base.gguf,\n"
+            "                       or the one in $SNIPMETA_MODELS)\n"
+            "  --adapters DIR       the adapter directory (title.gguf, ..., tags.txt, links.txt;\n"
+            "                       default: models/adapters beside the bundled base)\n"
             "  --host ADDR          IPv4 address to listen on (default 127.0.0.1)\n"
             "  --port N             port (default 8080; 0: any free port)\n"
             "  --workers N          inference workers, each with its own context (default 1)\n"
@@ -74,9 +76,15 @@ int cmd_serve(int argc, char **argv) {
             p.queue_max = (int)n;
         } else return cli_usage_error("serve", "unknown option '%s'", a);
     }
+    if (!model && !adapters) { /* the bundled default */
+        char looked[1024];
+        if (cli_default_models(&model, &adapters, looked, sizeof looked))
+            return cli_usage_error("serve", "no bundled model (snipmeta-base.gguf) in %s: pass -m BASE.gguf --adapters DIR "
+                                            "or set SNIPMETA_MODELS to the folder that holds it", looked);
+    }
     if (!model || !adapters)
-        return cli_usage_error("serve", "pass the base model and the adapter directory (-m BASE.gguf --adapters DIR): "
-                                        "there is no bundled default model under models/ yet");
+        return cli_usage_error("serve", "pass both the base model and its adapter directory (-m BASE.gguf --adapters DIR), "
+                                        "or neither for the bundled default");
     /* the signals are taken by sigwait below: block them before any thread starts */
     sigset_t stop;
     sigemptyset(&stop);
