@@ -190,3 +190,13 @@ void attention_forward(float *out, const float *q, const float *k_cache, const f
                                  att + (size_t)omp_get_thread_num() * att_row, 1, pos0 + t + 1, kv_dim, head_dim, scale);
         }
 }
+
+void lora_forward_f16(float *y, float *ax, float *bax, const float *x, const uint16_t *a, const uint16_t *b, float s,
+                      int n, int in, int rank, int out) {
+    if (n <= 0) return;
+    matmul_forward(ax, x, a, SM_TYPE_F16, n, in, rank);
+    matmul_forward(bax, ax, b, SM_TYPE_F16, n, rank, out);
+    const size_t count = (size_t)n * out;
+#pragma omp simd
+    for (size_t i = 0; i < count; i++) y[i] += s * bax[i];
+}

@@ -49,6 +49,15 @@ void attention_forward(float *out, const float *q, const float *k_cache, const f
 void attention_forward_ref(float *out, const float *q, const float *k_cache, const float *v_cache,
                            float *att, int n, int pos0, int n_head, int n_head_kv, int head_dim);
 
+/* The low-rank delta of a LoRA adapter held as f16 (lora.h, sm_lora_to_f16), added to the
+ * projection's output: y (n,out) += s * (x (n,in) · A^T) · B^T, A (rank,in) and B (out,rank)
+ * f16 (ggml's half); ax (n,rank) and bax (n,out) scratch. The two products are matmul_forward's
+ * F16 kernels (one token: a plain row-by-row GEMV with no scratch and no thread wake-up). */
+void lora_forward_f16(float *y, float *ax, float *bax, const float *x, const uint16_t *a, const uint16_t *b, float s,
+                      int n, int in, int rank, int out);
+void lora_forward_f16_ref(float *y, float *ax, float *bax, const float *x, const uint16_t *a, const uint16_t *b, float s,
+                          int n, int in, int rank, int out);
+
 /* Which SIMD path the optimised kernels take: "avx512" (AVX-512 F/BW/VL/VNNI), "avx2" (AVX2,
  * FMA, F16C) or "scalar"; the best this CPU has unless sm_kernels_force_isa chose one. */
 const char *sm_kernels_isa(void);

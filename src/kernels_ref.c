@@ -134,3 +134,22 @@ void attention_forward_ref(float *out, const float *q, const float *k_cache, con
         }
     }
 }
+
+void lora_forward_f16_ref(float *y, float *ax, float *bax, const float *x, const uint16_t *a, const uint16_t *b, float s,
+                          int n, int in, int rank, int out) {
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (size_t)t * in;
+        float *axt = ax + (size_t)t * rank, *baxt = bax + (size_t)t * out;
+        for (int r = 0; r < rank; r++) {
+            float sum = 0.0f;
+            for (int i = 0; i < in; i++) sum += sm_fp16_to_fp32(a[(size_t)r * in + i]) * xt[i];
+            axt[r] = sum;
+        }
+        for (int o = 0; o < out; o++) {
+            float sum = 0.0f;
+            for (int r = 0; r < rank; r++) sum += sm_fp16_to_fp32(b[(size_t)o * rank + r]) * axt[r];
+            baxt[o] = sum;
+            y[(size_t)t * out + o] += s * sum;
+        }
+    }
+}

@@ -5,7 +5,8 @@
  * matrix product over the chunk's rows, keys and values are written straight into the cache
  * rows of their positions, and attention reads the cache. All arithmetic is in kernels.h; this
  * file only sequences it. Each projection goes through project(), the one place where the
- * attached LoRA adapters add their low-rank deltas s * B (A x), group of rows by group of rows.
+ * attached LoRA adapters add their low-rank deltas s * B (A x), group of rows by group of rows
+ * (from f32 matrices, or f16 ones for adapters held as f16: lora_forward_f16).
  *
  * Several sequences (sm_context_seqs_begin): the rows of one forward pass belong to up to
  * SM_CONTEXT_MAX_SEQ sequences that share a prefix. Every projection is still one product over
@@ -243,10 +244,15 @@ static void project(sm_context *c, int l, sm_proj p, float *y, const float *x, i
             const sm_lora *lora = G->adapters[i];
             if (!lora || l >= lora->n_layer) continue;
             const sm_lora_pair *pair = sm_lora_at(lora, l, p);
-            if (!pair->a) continue;
-            lora_product(c->group_bax, c->group_ax, x + (size_t)G->row0 * w->in, pair, lora->rank, G->n);
+            const float *xt = x + (size_t)G->row0 * w->in;
             float s = G->scales[i];
             float *yt = y + (size_t)G->row0 * w->out;
+            if (pair->a16) { /* held as f16 (a resident adapter of a registry) */
+                lora_forward_f16(yt, c->group_ax, c->group_bax, xt, pair->a16, pair->b16, s, G->n, w->in, lora->rank, w->out);
+                continue;
+            }
+            if (!pair->a) continue;
+            lora_product(c->group_bax, c->group_ax, xt, pair, lora->rank, G->n);
             for (size_t k = 0; k < (size_t)G->n * w->out; k++) yt[k] += s * c->group_bax[k];
         }
     }

@@ -97,6 +97,7 @@ sm_lora *sm_lora_new(const sm_model_config *cfg, int rank, float alpha, int rslo
 void sm_lora_free(sm_lora *l) {
     if (!l) return;
     free(l->params);
+    free(l->params16);
     free(l); /* the pairs share the struct's allocation */
 }
 
@@ -124,6 +125,27 @@ void sm_lora_init(sm_lora *l, uint64_t seed) {
             memset(pair->b, 0, (size_t)pair->out * l->rank * sizeof(float));
         }
 }
+
+int sm_lora_to_f16(sm_lora *l, sm_error *err) {
+    if (l->params16) return SM_OK;
+    size_t bytes = (l->n_params * sizeof(uint16_t) + 63) / 64 * 64;
+    uint16_t *h = aligned_alloc(64, bytes ? bytes : 64);
+    if (!h) return sm_err(err, SM_ENOMEM, "out of memory for an f16 copy of a LoRA adapter of %zu parameters", l->n_params);
+    for (size_t i = 0; i < l->n_params; i++) h[i] = sm_fp32_to_fp16(l->params[i]);
+    for (int layer = 0; layer < l->n_layer; layer++)
+        for (int p = 0; p < SM_PROJ_COUNT; p++) {
+            sm_lora_pair *pair = sm_lora_at(l, layer, (sm_proj)p);
+            if (!pair->a) continue;
+            pair->a16 = h + (pair->a - l->params), pair->b16 = h + (pair->b - l->params);
+            pair->a = pair->b = NULL;
+        }
+    free(l->params);
+    l->params = NULL;
+    l->params16 = h;
+    return SM_OK;
+}
+
+size_t sm_lora_bytes(const sm_lora *l) { return l->n_params * (l->params16 ? sizeof(uint16_t) : sizeof(float)); }
 
 float sm_lora_scale(const sm_lora *l) {
     return l->rslora ? l->alpha / sqrtf((float)l->rank) : l->alpha / (float)l->rank;
@@ -229,9 +251,21 @@ int sm_lora_check_base(const sm_lora *l, const char *lora_path, const sm_model *
 
 void sm_lora_merge_into(float *w, const sm_lora *l, float scale, int layer, sm_proj p) {
     const sm_lora_pair *pair = sm_lora_at(l, layer, p);
-    if (!pair->a) return;
+    if (!sm_lora_pair_set(pair)) return;
     float s = scale * sm_lora_scale(l);
     int r = l->rank, in = pair->in;
+    if (pair->a16) { /* held as f16: the same sums over the values as f32 */
+#pragma omp parallel for schedule(static) if ((long)pair->out * in * r >= 1 << 20)
+        for (int o = 0; o < pair->out; o++) {
+            float *row = w + (size_t)o * in;
+            for (int k = 0; k < r; k++) {
+                float sb = s * sm_fp16_to_fp32(pair->b16[(size_t)o * r + k]);
+                const uint16_t *a = pair->a16 + (size_t)k * in;
+                for (int i = 0; i < in; i++) row[i] += sb * sm_fp16_to_fp32(a[i]);
+            }
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static) if ((long)pair->out * in * r >= 1 << 20)
     for (int o = 0; o < pair->out; o++) {
         float *row = w + (size_t)o * in;
@@ -272,7 +306,7 @@ int sm_lora_merge_gguf(const sm_model *m, const sm_lora *const *adapters, const 
                 if (m->layers[l].proj[p].data == t->data && !strcmp(m->layers[l].proj[p].name, t->name)) { layer = l, proj = (sm_proj)p; break; }
         int touched = 0;
         for (int k = 0; k < n && layer >= 0; k++)
-            touched |= layer < adapters[k]->n_layer && sm_lora_at(adapters[k], layer, proj)->a != NULL;
+            touched |= layer < adapters[k]->n_layer && sm_lora_pair_set(sm_lora_at(adapters[k], layer, proj));
         if (!touched) {
             if (sm_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data)) rc = sm_err(err, SM_ENOMEM, "out of memory");
             continue;

@@ -22,8 +22,9 @@
 #include <stdint.h>
 
 typedef struct {
-    float *a;   /* (rank, in), NULL when this projection is not targeted */
+    float *a;   /* (rank, in), NULL when this projection is not targeted or the adapter is held as f16 */
     float *b;   /* (out, rank) */
+    const uint16_t *a16, *b16; /* the same as f16 (ggml's half) after sm_lora_to_f16, else NULL */
     int in, out;
 } sm_lora_pair;
 
@@ -34,7 +35,8 @@ typedef struct sm_lora {
     int rslora;                 /* 1: scale alpha / sqrt(rank) */
     unsigned targets;           /* bit (1u << sm_proj) set for each targeted projection */
     sm_lora_pair *pairs;        /* [n_layer * SM_PROJ_COUNT] */
-    float *params;              /* the slab holding every A and B */
+    float *params;              /* the slab holding every A and B (NULL once held as f16) */
+    uint16_t *params16;         /* the f16 slab after sm_lora_to_f16, else NULL */
     size_t n_params;
     char task[64];              /* snipmeta.task ("title", ...; "" when none) */
     char base_fingerprint[65];  /* hex digest of the base weights it was trained on */
@@ -53,6 +55,19 @@ typedef struct sm_lora {
 static inline sm_lora_pair *sm_lora_at(const sm_lora *l, int layer, sm_proj p) {
     return &l->pairs[(size_t)layer * SM_PROJ_COUNT + p];
 }
+
+/* Whether pair holds matrices (f32 or f16), that is whether its projection is targeted. */
+static inline int sm_lora_pair_set(const sm_lora_pair *pair) { return pair->a != NULL || pair->a16 != NULL; }
+
+/* For serving, where adapters stay resident beside the base: converts every A and B to f16
+ * (round to nearest even, as F16C) into one slab of half the size and frees the f32 slab. After
+ * it params and the pairs' a, b are NULL and params16, a16, b16 hold the values; the inference
+ * context reads either (model.h), sm_lora_save_gguf writes F16 tensors and sm_lora_merge_into
+ * reads them, while training and sm_lora_save_peft refuse such an adapter. A no-op on an adapter
+ * already held as f16. Returns SM_OK or SM_ENOMEM (the adapter unchanged then). */
+int sm_lora_to_f16(sm_lora *l, sm_error *err);
+/* Bytes of the adapter's A and B values as held (4 or 2 per parameter). */
+size_t sm_lora_bytes(const sm_lora *l);
 
 /* A new adapter for a model of config cfg: rank r (>= 1), alpha, rsLoRA flag, the projections in
  * `targets` (a non-zero mask of SM_PROJ_* bits). Every A and B lives in one zeroed f32 slab, laid

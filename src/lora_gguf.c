@@ -11,7 +11,7 @@
  * Tensors, per layer N and targeted projection P (attn_q, ..., ffn_down):
  *   blk.N.P.weight.lora_a   ne {in, rank}   (A, rank rows of in)
  *   blk.N.P.weight.lora_b   ne {rank, out}  (B, out rows of rank)
- * written as F32; read from F32, F16, BF16 or Q8_0.
+ * written as F32 (F16 for an adapter held as f16, sm_lora_to_f16); read from F32, F16, BF16 or Q8_0.
  */
 #include "lora.h"
 
@@ -43,12 +43,16 @@ int sm_lora_save_gguf(const sm_lora *l, const char *path, sm_error *err) {
     for (int layer = 0; layer < l->n_layer && !bad; layer++)
         for (int p = 0; p < SM_PROJ_COUNT && !bad; p++) {
             const sm_lora_pair *pair = sm_lora_at(l, layer, (sm_proj)p);
-            if (!pair->a) continue;
+            if (!sm_lora_pair_set(pair)) continue;
             snprintf(name[0], sizeof name[0], "blk.%d.%s.weight.lora_a", layer, sm_proj_name((sm_proj)p));
             snprintf(name[1], sizeof name[1], "blk.%d.%s.weight.lora_b", layer, sm_proj_name((sm_proj)p));
             int64_t ne_a[2] = {pair->in, l->rank}, ne_b[2] = {l->rank, pair->out};
-            bad = sm_gguf_add_tensor(w, name[0], SM_TYPE_F32, 2, ne_a, pair->a) ||
-                  sm_gguf_add_tensor(w, name[1], SM_TYPE_F32, 2, ne_b, pair->b);
+            if (pair->a16) /* an adapter held as f16 is written as it is held */
+                bad = sm_gguf_add_tensor(w, name[0], SM_TYPE_F16, 2, ne_a, pair->a16) ||
+                      sm_gguf_add_tensor(w, name[1], SM_TYPE_F16, 2, ne_b, pair->b16);
+            else
+                bad = sm_gguf_add_tensor(w, name[0], SM_TYPE_F32, 2, ne_a, pair->a) ||
+                      sm_gguf_add_tensor(w, name[1], SM_TYPE_F32, 2, ne_b, pair->b);
         }
     int rc = bad ? sm_err(err, SM_ENOMEM, "out of memory writing %s", path) : sm_gguf_write(w, path, err);
     sm_gguf_writer_free(w);

@@ -91,6 +91,7 @@ static int write_text_atomic(const char *path, const char *text, sm_error *err) 
 }
 
 int sm_lora_save_peft(const sm_lora *l, const char *base_name, const char *dir, sm_error *err) {
+    if (l->params16) return sm_err(err, SM_EINVAL, "%s: the adapter is held as f16 (for serving); write PEFT from its f32 file", dir);
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return sm_err(err, SM_EIO, "%s: cannot create the directory: %s", dir, strerror(errno));
     int n_pairs = 0, max_out = 0;
     for (int p = 0; p < SM_PROJ_COUNT; p++) {

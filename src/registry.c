@@ -57,7 +57,9 @@ static sm_lora *read_adapter(const sm_registry *r, const char *name, sm_error *e
         return NULL;
     }
     sm_lora *l = sm_lora_load_gguf(path, err);
-    if (l && sm_lora_check_base(l, path, r->model, r->fingerprint, err)) {
+    /* resident for the registry's life: held as f16, half the memory (each value of A and B
+     * rounded to f16, a relative change of at most 2^-11) */
+    if (l && (sm_lora_check_base(l, path, r->model, r->fingerprint, err) || sm_lora_to_f16(l, err))) {
         sm_lora_free(l);
         l = NULL;
     }
@@ -226,7 +228,7 @@ int sm_registry_list(sm_registry *r, sm_registry_info **out, int *n) {
 size_t sm_registry_bytes(sm_registry *r) {
     pthread_mutex_lock(&r->lock);
     size_t bytes = 0;
-    for (int i = 0; i < r->n; i++) bytes += r->entries[i].lora->n_params * sizeof(float);
+    for (int i = 0; i < r->n; i++) bytes += sm_lora_bytes(r->entries[i].lora);
     pthread_mutex_unlock(&r->lock);
     return bytes;
 }
