@@ -60,23 +60,24 @@ tasks=(title description tags links)
 # The recipes (models/README.md ships the first). Two epochs, the best validation loss kept.
 lora_recipe=(--rank 8 --targets all --lr 1e-3 --warmup 10 --batch 8 --seq 512 --patience 3 --seed $seed)
 full_recipe=(--full --lr 3e-4 --wd 0.01 --warmup 10 --batch 8 --seq 512 --patience 3 --seed $seed)
+# How long a run trains: two epochs of the whole split; the data-size runs of (b) a fixed number of
+# steps instead (100 snippets are less than one step of 8 packed rows: two epochs would be 2 steps).
+loop() { # TRAIN_SIZE
+    if ((quick)); then echo "--steps 3 --eval-every 0 --patience 0"
+    else case "$1" in 100) echo "--steps 30" ;; 300) echo "--steps 40" ;; 1000) echo "--steps 60" ;; *) echo "--epochs 2" ;; esac; fi
+}
 eval_limit=()
-if ((quick)); then
-    lora_recipe+=(--steps 3 --eval-every 0 --patience 0)
-    full_recipe+=(--steps 3 --eval-every 0 --patience 0)
-    eval_limit=(--limit 8)
-else
-    lora_recipe+=(--epochs 2)
-    full_recipe+=(--epochs 2)
-fi
+((quick)) && eval_limit=(--limit 8)
 
 commit="$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)"
 dirty="$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo true || echo false)"
 cat > "$out/meta.json" <<EOF
+
 {"commit": "$commit", "dirty": $dirty, "date": "$(date -u +%FT%TZ)", "seed": $seed,
  "base": "$(basename "$base")", "base_sha256": "$(sha256sum "$base" | cut -c1-64)",
  "labels": "$labels", "quick": $quick, "parts": "$parts", "jobs": $jobs, "threads": $threads,
  "lora_recipe": "${lora_recipe[*]}", "full_recipe": "${full_recipe[*]}",
+ "loop": "$(loop all); data-size runs: 100 $(loop 100), 300 $(loop 300), 1000 $(loop 1000)",
  "machine": "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"}
 EOF
 
@@ -93,9 +94,11 @@ subset() { # N TASK
 }
 
 evaluate() { # NAME TASK TRAIN_SIZE MODEL [--lora A]
-    local name="$1" task="$2" size="$3" model="$4"; shift 4
+    local name="$1" task="$2" size="$3" model="$4" label="$1"; shift 4
+    # the data-size runs of (b) share the label "lora" or "full", so that the report draws their curves
+    [[ "$name" =~ -n[0-9]+$ ]] && label="${name%%-*}"
     "$snipmeta" eval -m "$model" "$@" --task "$task" --data "$data/$task/test.jsonl" --tags "$data/tags.txt" \
-        --links "$data/links.txt" --label "$name" --train-size "$size" "${eval_limit[@]}" -t "$threads" -q \
+        --links "$data/links.txt" --label "$label" --train-size "$size" "${eval_limit[@]}" -t "$threads" -q \
         -o "$out/results/$name.json.tmp" > /dev/null
     mv "$out/results/$name.json.tmp" "$out/results/$name.json"
 }
@@ -115,31 +118,39 @@ run() { # NAME TASK DATA_DIR TRAIN_SIZE train flags...
     echo "experiments: $name done in $(( $(date +%s) - t0 )) s" >&2
 }
 
-# The queue: one line per run, in priority order (the shipped candidates first).
+# The queue: one line per run, in priority order (the shipped adapters first, then what compares
+# with them), so that a run cut short has the most telling results.
 queue=()
 if has e; then queue+=("baseline"); fi
-if has a || has d; then
-    for t in "${tasks[@]}"; do queue+=("run lora-$t $t $data all ${lora_recipe[*]} --activated"); done
-fi
 if has a || has d || has f; then
-    for t in "${tasks[@]}"; do queue+=("run lora-std-$t $t $data all ${lora_recipe[*]}"); done
+    for t in "${tasks[@]}"; do queue+=("run lora-$t $t $data all ${lora_recipe[*]} $(loop all) --activated"); done
 fi
 if has a; then queue+=("base"); fi
 if has a || has f; then
-    for t in "${tasks[@]}"; do queue+=("run full-$t $t $data all ${full_recipe[*]}"); done
+    for t in "${tasks[@]}"; do queue+=("run full-$t $t $data all ${full_recipe[*]} $(loop all)"); done
 fi
-if has b; then
-    for t in title tags; do
-        for n in 100 300 1000; do
-            queue+=("run lora-$t-n$n $t $(subset $n $t) $n ${lora_recipe[*]} --activated")
-            queue+=("run full-$t-n$n $t $(subset $n $t) $n ${full_recipe[*]}")
-        done
+if has b; then # (tags after the rest)
+    for n in 100 300 1000; do
+        queue+=("run lora-title-n$n title $(subset $n title) $n ${lora_recipe[*]} $(loop $n) --activated")
+        queue+=("run full-title-n$n title $(subset $n title) $n ${full_recipe[*]} $(loop $n)")
     done
 fi
+if has d || has f; then
+    for t in title tags; do queue+=("run lora-std-$t $t $data all ${lora_recipe[*]} $(loop all)"); done
+fi
 if has c; then # the shipped recipe with one setting changed (a later flag overrides an earlier one)
-    queue+=("run lora-title-r4 title $data all ${lora_recipe[*]} --rank 4 --activated")
-    queue+=("run lora-title-r16 title $data all ${lora_recipe[*]} --rank 16 --activated")
-    queue+=("run lora-title-attn title $data all ${lora_recipe[*]} --targets attn --activated")
+    queue+=("run lora-title-r4 title $data all ${lora_recipe[*]} $(loop all) --rank 4 --activated")
+    queue+=("run lora-title-r16 title $data all ${lora_recipe[*]} $(loop all) --rank 16 --activated")
+    queue+=("run lora-title-attn title $data all ${lora_recipe[*]} $(loop all) --targets attn --activated")
+fi
+if has b; then
+    for n in 100 300 1000; do
+        queue+=("run lora-tags-n$n tags $(subset $n tags) $n ${lora_recipe[*]} $(loop $n) --activated")
+        queue+=("run full-tags-n$n tags $(subset $n tags) $n ${full_recipe[*]} $(loop $n)")
+    done
+fi
+if has d || has f; then
+    for t in description links; do queue+=("run lora-std-$t $t $data all ${lora_recipe[*]} $(loop all)"); done
 fi
 
 job() {

@@ -101,7 +101,8 @@ def main():
               f"{meta['machine']}; {meta['jobs']} runs at a time, {meta['threads']} thread(s) each"
               f"{'; QUICK smoke run, not results' if meta.get('quick') else ''}.\n")
     md.append(f"LoRA recipe: `{meta['lora_recipe']}` (+ `--activated` unless marked standard). "
-              f"Full fine-tune: `{meta['full_recipe']}`. Test split: 239 snippets per task.\n")
+              f"Full fine-tune: `{meta['full_recipe']}`. Training length: {meta.get('loop', '-')}. "
+              f"Test split: 239 snippets per task.\n")
 
     systems = [("heuristic baseline (e)", "baseline"), ("prompted base, no adapter", "base"),
                ("LoRA, activated (shipped)", lambda t: f"lora-{t}"), ("LoRA, standard", lambda t: f"lora-std-{t}"),
