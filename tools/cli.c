@@ -62,11 +62,13 @@ int cli_default_models(const char **base, const char **adapters, char *looked, s
         snprintf(beside, sizeof beside, "%s/../models", bin_dir);
     }
     const char *env = getenv("SNIPMETA_MODELS");
-    const char *dirs[3] = {env && *env ? env : NULL, beside[0] ? beside : NULL, SM_SOURCE_MODELS_DIR};
+    /* $SNIPMETA_MODELS, when set, is the one place to look: the user asked for it */
+    const char *dirs[3] = {env && *env ? env : NULL, env && *env ? NULL : beside[0] ? beside : NULL,
+                           env && *env ? NULL : SM_SOURCE_MODELS_DIR};
     size_t used = 0;
     if (n) looked[0] = 0;
     for (int i = 0; i < 3; i++) {
-        if (!dirs[i]) continue;
+        if (!dirs[i] || !dirs[i][0]) continue;
         snprintf(base_path, sizeof base_path, "%s/snipmeta-base.gguf", dirs[i]);
         if (access(base_path, R_OK) == 0) {
             snprintf(adapters_path, sizeof adapters_path, "%s/adapters", dirs[i]);

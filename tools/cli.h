@@ -38,7 +38,7 @@ int cli_parse_float(const char *s, double *out);
 void cli_set_threads(int n);
 
 /* The bundled default model (models/README.md): the first of these folders that holds
- * snipmeta-base.gguf: $SNIPMETA_MODELS, models/ beside the executable's folder (build/../models in
+ * snipmeta-base.gguf: $SNIPMETA_MODELS (when set, the only one), models/ beside the executable's folder (build/../models in
  * a checkout), the source tree's models/ the binary was built from. Sets *base to DIR/
  * snipmeta-base.gguf and *adapters to DIR/adapters (static storage) and returns 0; or returns -1
  * after writing the folders it looked in to `looked` (at most n bytes). */
