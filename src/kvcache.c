@@ -459,6 +459,8 @@ int sm_forward_seqs(sm_context *c, const int *tokens, const int *n_tokens, float
                                                           .scales = &c->seq_scale[s], .n_adapters = 1};
     }
     c->group_ax = c->seq_ax, c->group_bax = c->seq_bax;
+    int n_running = 0, one_row = omp_get_max_active_levels() <= 1; /* see the attention below */
+    for (int s = 0; s < c->n_seq; s++) n_running += n_tokens[s] > 0, one_row &= n_tokens[s] <= 1;
     size_t row_bytes = (size_t)kv_dim * sizeof(float);
     for (int l = 0; l < cfg->n_layer; l++) {
         const sm_layer *L = &m->layers[l];
@@ -470,12 +472,27 @@ int sm_forward_seqs(sm_context *c, const int *tokens, const int *n_tokens, float
         rope_forward(c->rows_k, c->pos, n, cfg->n_head_kv, cfg->head_dim, cfg->rope_theta, cfg->rope_neox);
         for (int s = 0; s < c->n_seq; s++) {
             if (n_tokens[s] == 0) continue;
-            float *k_cache = seq_cache(c, s, l, 0), *v_cache = seq_cache(c, s, l, 1);
             size_t at = (size_t)c->seq_pos[s] * kv_dim, from = (size_t)row0[s] * kv_dim;
-            memcpy(k_cache + at, c->rows_k + from, (size_t)n_tokens[s] * row_bytes);
-            memcpy(v_cache + at, c->rows_v + from, (size_t)n_tokens[s] * row_bytes);
-            attention_forward(c->att_out + (size_t)row0[s] * q_dim, c->q + (size_t)row0[s] * q_dim, k_cache, v_cache, c->att,
-                              n_tokens[s], c->seq_pos[s], cfg->n_head, cfg->n_head_kv, cfg->head_dim);
+            memcpy(seq_cache(c, s, l, 0) + at, c->rows_k + from, (size_t)n_tokens[s] * row_bytes);
+            memcpy(seq_cache(c, s, l, 1) + at, c->rows_v + from, (size_t)n_tokens[s] * row_bytes);
+        }
+        /* a decode step: one parallel region over the sequences, each attention call then on one
+         * thread (nested regions inactive) with that thread's scratch row; else a call (and its
+         * own region) per sequence, outside any region (a nested team inside an inactive region
+         * gets fresh threads each time). The same kernel call either way, so the same results. */
+        if (one_row && n_running > 1) {
+#pragma omp parallel for schedule(dynamic, 1)
+            for (int s = 0; s < c->n_seq; s++)
+                if (n_tokens[s] > 0)
+                    attention_forward(c->att_out + (size_t)row0[s] * q_dim, c->q + (size_t)row0[s] * q_dim, seq_cache(c, s, l, 0),
+                                      seq_cache(c, s, l, 1), c->att + (size_t)omp_get_thread_num() * c->n_ctx, 1, c->seq_pos[s],
+                                      cfg->n_head, cfg->n_head_kv, cfg->head_dim);
+        } else {
+            for (int s = 0; s < c->n_seq; s++)
+                if (n_tokens[s] > 0)
+                    attention_forward(c->att_out + (size_t)row0[s] * q_dim, c->q + (size_t)row0[s] * q_dim, seq_cache(c, s, l, 0),
+                                      seq_cache(c, s, l, 1), c->att, n_tokens[s], c->seq_pos[s], cfg->n_head, cfg->n_head_kv,
+                                      cfg->head_dim);
         }
         project(c, l, SM_PROJ_O, c->xb, c->att_out, n);
         add_in_place(c->x, c->xb, (size_t)n * n_embd);
