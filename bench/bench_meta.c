@@ -16,8 +16,10 @@
  *   - one decode step of 1-4 sequences side by side (sm_forward_seqs) against one of a single
  *     sequence, and the copy of the prefix's cache that splitting into four sequences makes;
  *   - an adapter swap (sm_context_set_adapters between two resident adapters);
- *   - resident memory (VmRSS) of the base with a context after a forward pass, and after the four
- *     adapters and the constraint tries are loaded too.
+ *   - resident memory (VmRSS, freed heap pages given back first) of the base with a context after a
+ *     forward pass; with the four adapters alone, held as f16 as a registry holds them
+ *     ("memory_adapters"); with a registry of them and its tag and link tries ("memory");
+ *     at the end, after the runs, with the caches that decoding side by side keeps.
  */
 #include "gguf.h"
 #include "lora.h"
@@ -25,6 +27,9 @@
 #include "model_init.h"
 #include "tensor.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +44,12 @@ static double now_ms(void) {
     return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
 }
 
+/* VmRSS after giving freed heap pages back (glibc keeps the pages of freed chunks below live ones
+ * resident; what a run freed would otherwise count, more or less depending on the thread count). */
 static long rss_kb(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     long kb = -1;
@@ -262,6 +272,21 @@ int main(int argc, char **argv) {
         free(ids);
     }
     long rss_base = rss_kb();
+    /* the four adapters alone, held as a registry holds them (f16), then freed */
+    {
+        static const char *names[] = {"title", "description", "tags", "links"};
+        sm_lora *held[4];
+        char apath[4400];
+        for (int t = 0; t < 4; t++) {
+            snprintf(apath, sizeof apath, "%s/%s.gguf", std_dir, names[t]);
+            if (!(held[t] = sm_lora_load_gguf(apath, &err)) || sm_lora_to_f16(held[t], &err)) die(apath, &err);
+        }
+        long rss_held = rss_kb();
+        printf("{\"bench\":\"memory_adapters\",\"rss_base_kb\":%ld,\"rss_base_four_adapters_kb\":%ld,\"ratio\":%.4f,\"adapter_bytes\":%zu}\n",
+               rss_base, rss_held, (double)rss_held / (double)rss_base, 4 * sm_lora_bytes(held[0]));
+        for (int t = 0; t < 4; t++) sm_lora_free(held[t]);
+    }
+    rss_base = rss_kb();
     sm_registry *std_reg = sm_registry_open(m, std_dir, &err);
     if (!std_reg) die(std_dir, &err);
     long rss_adapters = rss_kb();
@@ -320,6 +345,11 @@ int main(int argc, char **argv) {
         bench_kind("activated", w, act_reg, code, 0, reps);
         bench_kind("standard", w, std_reg, code, 0, reps);
     }
+    /* what decoding side by side keeps: the caches of sequences 1-3 (a copy of the prefix each
+     * plus room for the answers), grown to the largest request so far */
+    long rss_end = rss_kb();
+    printf("{\"bench\":\"memory_after\",\"rss_base_kb\":%ld,\"rss_base_adapters_kb\":%ld,\"rss_now_kb\":%ld,\"ratio_to_base\":%.4f}\n",
+           rss_base, rss_adapters, rss_end, (double)rss_end / (double)rss_base);
 
     sm_meta_worker_free(w);
     sm_registry_free(std_reg);

@@ -3,6 +3,9 @@
 #include "registry.h"
 
 #include <errno.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +66,11 @@ static sm_lora *read_adapter(const sm_registry *r, const char *name, sm_error *e
         sm_lora_free(l);
         l = NULL;
     }
+#if defined(__GLIBC__)
+    /* the freed f32 slab may be a hole below the f16 one in the heap, which glibc keeps resident
+     * (measured: 5 MB of four rank-8 adapters at one thread); give its pages back */
+    malloc_trim(0);
+#endif
     return l;
 }
 
