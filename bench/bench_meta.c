@@ -11,7 +11,8 @@
  *     answer capped at --gen tokens (default 16: a random adapter rarely stops by itself, a
  *     trained one writes a title in about that many), and with --full 1 also with each task's own
  *     answer limit; runs are interleaved so that a busy moment hits both sides alike (--meta 0
- *     skips these);
+ *     skips these); with activated adapters also all four one after another (params.sequential,
+ *     the path before decoding side by side);
  *   - the prefill of the snippet and the time per generated token;
  *   - one decode step of 1-4 sequences side by side (sm_forward_seqs) against one of a single
  *     sequence, and the copy of the prefix's cache that splitting into four sequences makes;
@@ -119,9 +120,10 @@ static char *snippet_of(const sm_tokenizer *tok, int n) {
 }
 
 /* One run of the tasks in mask; the result in *res (the caller frees it). */
-static double time_run(sm_meta_worker *w, sm_registry *r, const char *code, unsigned mask, int gen, sm_meta_result *res) {
+static double time_run(sm_meta_worker *w, sm_registry *r, const char *code, unsigned mask, int gen, int sequential, sm_meta_result *res) {
     sm_meta_params p = sm_meta_default_params();
     p.tasks = mask;
+    p.sequential = sequential;
     p.max_tokens = gen;
     sm_error err = {0};
     sm_meta_result_free(res);
@@ -134,12 +136,17 @@ static double time_run(sm_meta_worker *w, sm_registry *r, const char *code, unsi
  * hits both sides alike), best of reps each */
 static void bench_kind(const char *kind, sm_meta_worker *w, sm_registry *r, const char *code, int gen, int reps) {
     sm_meta_result res = {0};
-    double best[SM_TASK_COUNT + 1], prefill = 0;
-    int generated[SM_TASK_COUNT + 1] = {0}, prompt_tokens = 0;
+    double best[SM_TASK_COUNT + 1], prefill = 0, best_seq = 1e30;
+    int generated[SM_TASK_COUNT + 1] = {0}, prompt_tokens = 0, activated = !strcmp(kind, "activated");
     for (int k = 0; k <= SM_TASK_COUNT; k++) best[k] = 1e30;
     for (int rep = 0; rep < reps; rep++)
-        for (int k = 0; k <= SM_TASK_COUNT; k++) {
-            double ms = time_run(w, r, code, k == SM_TASK_COUNT ? SM_TASK_ALL : 1u << k, gen, &res);
+        for (int k = 0; k <= SM_TASK_COUNT + activated; k++) {
+            if (k > SM_TASK_COUNT) { /* activated: the four one after another, as before decoding side by side */
+                double ms = time_run(w, r, code, SM_TASK_ALL, gen, 1, &res);
+                if (ms < best_seq) best_seq = ms;
+                continue;
+            }
+            double ms = time_run(w, r, code, k == SM_TASK_COUNT ? SM_TASK_ALL : 1u << k, gen, 0, &res);
             if (ms < best[k]) best[k] = ms;
             if (k == SM_TASK_COUNT) {
                 prefill = res.prefill_ms, prompt_tokens = res.n_prompt_tokens, generated[k] = 0;
@@ -158,6 +165,9 @@ static void bench_kind(const char *kind, sm_meta_worker *w, sm_registry *r, cons
     }
     printf("{\"bench\":\"meta\",\"adapters\":\"%s\",\"gen_cap\":%d,\"all_ms\":%.1f,\"mean_one_ms\":%.1f,\"all_over_mean_one\":%.2f,\"sum_of_ones_ms\":%.1f}\n",
            kind, gen, all, sum_one / 4, all / (sum_one / 4), sum_one);
+    if (activated)
+        printf("{\"bench\":\"meta\",\"adapters\":\"activated\",\"gen_cap\":%d,\"all_sequential_ms\":%.1f,\"sequential_over_mean_one\":%.2f,"
+               "\"batched_over_sequential\":%.2f}\n", gen, best_seq, best_seq / (sum_one / 4), all / best_seq);
     fflush(stdout);
     sm_meta_result_free(&res);
 }
