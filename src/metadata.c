@@ -452,7 +452,9 @@ static int finish_task(sm_registry *r, sm_task t, const char *lang, char *s, sm_
  * marker lines in one forward pass, then one pass per step with a row for each task still
  * decoding; a task that is done drops out. Each task's answer and token count are those of
  * decoding it alone (up to float summation order); its time is from the start of the batch to
- * its last step. Sets the bits of the tasks it ran in *done. */
+ * its last step. Sets the bits of the tasks it ran in *done: none when the context has no room
+ * for every answer beside the prefix or the sequences' caches cannot be allocated (the caller
+ * then decodes them one after another). */
 static int run_batched(sm_meta_worker *w, sm_registry *r, const char *lang, const sm_meta_params *p, const sm_lora *const adapter[],
                        char *const prompt[], int prefix_n, tokens marker[], sm_meta_result *out, unsigned *done, sm_error *err) {
     double t0 = now_ms();
@@ -477,15 +479,21 @@ static int run_batched(sm_meta_worker *w, sm_registry *r, const char *lang, cons
     int *ids = rc ? NULL : malloc((size_t)(total > n_seq ? total : n_seq) * sizeof *ids);
     if (!rc && !ids) rc = sm_err(err, SM_ENOMEM, "out of memory");
     if (!rc) rc = sm_context_truncate(w->ctx, prefix_n, err); /* the prefix as the base computed it */
-    if (!rc) rc = sm_context_seqs_begin(w->ctx, n_seq, seq_adapter, scale, n_extra, err);
+    /* no room for every answer beside the prefix, or no memory for the sequences' caches: the
+     * tasks go one after another instead (the caller runs what is not in *done) */
+    int fallback = !rc && prefix_n + n_extra > sm_context_n_ctx(w->ctx);
+    if (!rc && !fallback) {
+        rc = sm_context_seqs_begin(w->ctx, n_seq, seq_adapter, scale, n_extra, err);
+        if (rc == SM_ENOMEM) fallback = 1, rc = SM_OK;
+    }
     int n_tokens[SM_TASK_COUNT], n = 0;
-    for (int k = 0; k < n_seq && !rc; k++) {
+    for (int k = 0; k < n_seq && !rc && !fallback; k++) {
         memcpy(ids + n, marker[task[k]].ids, (size_t)marker[task[k]].n * sizeof *ids);
         n += n_tokens[k] = marker[task[k]].n;
     }
-    if (!rc && n == 0) rc = sm_err(err, SM_EINVAL, "the marker lines are empty");
-    if (!rc) rc = sm_forward_seqs(w->ctx, ids, n_tokens, w->seq_logits, err);
-    while (!rc) {
+    if (!rc && !fallback && n == 0) rc = sm_err(err, SM_EINVAL, "the marker lines are empty");
+    if (!rc && !fallback) rc = sm_forward_seqs(w->ctx, ids, n_tokens, w->seq_logits, err);
+    while (!rc && !fallback) {
         int running = 0;
         for (int k = 0, j = 0; k < n_seq && !rc; k++) {
             if (n_tokens[k] == 0) continue;

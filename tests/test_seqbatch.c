@@ -13,7 +13,8 @@
  * call). At the end, sequence 0 is in the context's own cache: a further sm_forward continues it.
  *
  * Then sm_meta_run with activated adapters, batched (the default) and sequential (params.sequential)
- * give the same JSON, for all four tasks and for pairs of them, greedy and sampled.
+ * give the same JSON, for all four tasks and for pairs of them, greedy and sampled, and for long
+ * code cut to a small context.
  */
 #include "gguf.h"
 #include "llama2c.h"
@@ -231,6 +232,23 @@ static void check_meta(const sm_model *m, const char *dir) {
             free(x), free(y);
             sm_meta_result_free(&a), sm_meta_result_free(&b);
         }
+    /* long code cut to a small context: the same side by side as one after another */
+    sm_meta_worker *small = sm_meta_worker_new(m, 320, &err);
+    size_t big_len = 20000;
+    char *big = malloc(big_len + 1);
+    for (size_t i = 0; i < big_len; i++) big[i] = i % 40 == 39 ? '\n' : "abcdefgh ="[i % 10];
+    big[big_len] = 0;
+    sm_meta_params p = sm_meta_default_params();
+    sm_meta_result a, b;
+    p.sequential = 1;
+    CHECK(small && sm_meta_run(small, reg, "python", big, &p, &a, &err) == SM_OK && a.code_cut, "small context, sequential: %s", err.msg);
+    p.sequential = 0;
+    CHECK(small && sm_meta_run(small, reg, "python", big, &p, &b, &err) == SM_OK && b.code_cut, "small context, batched: %s", err.msg);
+    char *x = to_json(&a), *y = to_json(&b);
+    CHECK(x && y && !strcmp(x, y), "small context: sequential and batched differ:\n  %s\n  %s", x, y);
+    free(x), free(y), free(big);
+    sm_meta_result_free(&a), sm_meta_result_free(&b);
+    sm_meta_worker_free(small);
     sm_meta_worker_free(w);
     sm_registry_free(reg);
 }
