@@ -64,7 +64,8 @@ full_recipe=(--full --lr 3e-4 --wd 0.01 --warmup 10 --batch 8 --seq 512 --patien
 # steps instead (100 snippets are less than one step of 8 packed rows: two epochs would be 2 steps).
 loop() { # TRAIN_SIZE
     if ((quick)); then echo "--steps 3 --eval-every 0 --patience 0"
-    else case "$1" in 100) echo "--steps 30" ;; 300) echo "--steps 40" ;; 1000) echo "--steps 60" ;; *) echo "--epochs 2" ;; esac; fi
+    else case "$1" in 100) echo "--steps 30 --eval-every 5" ;; 300) echo "--steps 40 --eval-every 8" ;;
+                      1000) echo "--steps 60 --eval-every 12" ;; *) echo "--epochs 2 --eval-every 25" ;; esac; fi
 }
 eval_limit=()
 ((quick)) && eval_limit=(--limit 8)
