@@ -1,12 +1,15 @@
 /* bench_meta.c: latency and memory of the metadata tasks (metadata.h), as JSON lines.
  *
- *   bench_meta [--model BASE.gguf] [--vocab VOCAB.gguf] [-t THREADS] [--rank R] [--gen N] [--reps N] [--full 1] [--meta 0]
+ *   bench_meta [--model BASE.gguf] [--adapters DIR] [--vocab VOCAB.gguf] [-t THREADS] [--rank R] [--gen N] [--reps N]
+ *              [--full 1] [--meta 0]
  *
  * Without --model it writes a random model of SmolLM2-135M's shape in Q8_0 with the vocabulary
  * file (default ../shared/fixtures/tokenizers/ggml-vocab-starcoder.gguf, 49152 tokens as
  * SmolLM2's) to a temporary directory. Random adapters of rank R (default 8) on q, k, v, o are
  * written twice, as standard and as activated adapters, with a tag vocabulary and a links index.
- * The snippet is Python code cut to 200 tokens. Measured (best of --reps runs, default 3):
+ * With --adapters DIR (trained activated adapters with their tags.txt and links.txt, as models/adapters
+ * of the bundled default) those are the activated adapters and the ones the memory lines measure;
+ * the standard adapters stay random. The snippet is Python code cut to 200 tokens. Measured (best of --reps runs, default 3):
  *   - all four tasks against each task alone, with standard and with activated adapters, every
  *     answer capped at --gen tokens (default 16: a random adapter rarely stops by itself, a
  *     trained one writes a title in about that many), and with --full 1 also with each task's own
@@ -226,10 +229,11 @@ static void bench_steps(const sm_model *m, sm_meta_worker *w, sm_registry *r, co
 }
 
 int main(int argc, char **argv) {
-    const char *model_path = NULL, *vocab_path = "../shared/fixtures/tokenizers/ggml-vocab-starcoder.gguf";
+    const char *model_path = NULL, *adapters_path = NULL, *vocab_path = "../shared/fixtures/tokenizers/ggml-vocab-starcoder.gguf";
     int threads = 2, rank = 8, gen = 16, reps = 3, n_snippet = 200, full = 0, meta = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) model_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--adapters")) adapters_path = argv[i + 1];
         else if (!strcmp(argv[i], "--vocab")) vocab_path = argv[i + 1];
         else if (!strcmp(argv[i], "-t")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--rank")) rank = atoi(argv[i + 1]);
@@ -237,7 +241,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--full")) full = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--meta")) meta = atoi(argv[i + 1]);
-        else { fprintf(stderr, "usage: bench_meta [--model BASE.gguf] [--vocab V.gguf] [-t N] [--rank R] [--gen N] [--reps N] [--full 1] [--meta 0]\n"); return 2; }
+        else { fprintf(stderr, "usage: bench_meta [--model BASE.gguf] [--adapters DIR] [--vocab V.gguf] [-t N] [--rank R] [--gen N] [--reps N] [--full 1] [--meta 0]\n"); return 2; }
     }
     omp_set_num_threads(threads);
     char dir[] = "/tmp/bench_meta.XXXXXX";
@@ -268,7 +272,9 @@ int main(int argc, char **argv) {
     snprintf(std_dir, sizeof std_dir, "%s/standard", dir);
     snprintf(act_dir, sizeof act_dir, "%s/activated", dir);
     write_adapters(m, fp, std_dir, rank, 0);
-    write_adapters(m, fp, act_dir, rank, 1);
+    if (adapters_path) snprintf(act_dir, sizeof act_dir, "%s", adapters_path);
+    else write_adapters(m, fp, act_dir, rank, 1);
+    const char *mem_dir = adapters_path ? act_dir : std_dir; /* the adapters the memory lines hold */
     char *code = snippet_of(m->tokenizer, n_snippet);
 
     /* memory: the base with a worker after a forward pass, then with the registry too */
@@ -288,7 +294,7 @@ int main(int argc, char **argv) {
         sm_lora *held[4];
         char apath[4400];
         for (int t = 0; t < 4; t++) {
-            snprintf(apath, sizeof apath, "%s/%s.gguf", std_dir, names[t]);
+            snprintf(apath, sizeof apath, "%s/%s.gguf", mem_dir, names[t]);
             if (!(held[t] = sm_lora_load_gguf(apath, &err)) || sm_lora_to_f16(held[t], &err)) die(apath, &err);
         }
         long rss_held = rss_kb();
@@ -297,16 +303,18 @@ int main(int argc, char **argv) {
         for (int t = 0; t < 4; t++) sm_lora_free(held[t]);
     }
     rss_base = rss_kb();
-    sm_registry *std_reg = sm_registry_open(m, std_dir, &err);
-    if (!std_reg) die(std_dir, &err);
+    sm_registry *mem_reg = sm_registry_open(m, mem_dir, &err);
+    if (!mem_reg) die(mem_dir, &err);
     long rss_adapters = rss_kb();
     printf("{\"bench\":\"memory\",\"model\":\"%s\",\"rss_before_load_kb\":%ld,\"rss_base_kb\":%ld,\"rss_base_adapters_kb\":%ld,"
            "\"ratio\":%.4f,\"adapter_bytes\":%zu,\"tags_trie_bytes\":%zu,\"links_trie_bytes\":%zu,\"rank\":%d,\"n_ctx\":%d}\n",
-           model_path, rss0, rss_base, rss_adapters, (double)rss_adapters / (double)rss_base, sm_registry_bytes(std_reg),
-           sm_constraint_bytes(sm_registry_tags(std_reg)), sm_constraint_bytes(sm_registry_links(std_reg)), rank,
+           model_path, rss0, rss_base, rss_adapters, (double)rss_adapters / (double)rss_base, sm_registry_bytes(mem_reg),
+           sm_constraint_bytes(sm_registry_tags(mem_reg)), sm_constraint_bytes(sm_registry_links(mem_reg)), rank,
            sm_context_n_ctx(sm_meta_worker_context(w)));
-    sm_registry *act_reg = sm_registry_open(m, act_dir, &err);
-    if (!act_reg) die(act_dir, &err);
+    sm_registry *std_reg = mem_reg, *act_reg = mem_reg;
+    if (adapters_path) std_reg = sm_registry_open(m, std_dir, &err);
+    else act_reg = sm_registry_open(m, act_dir, &err);
+    if (!std_reg || !act_reg) die("registry", &err);
 
     /* adapter swap */
     const sm_lora *a = sm_registry_acquire(std_reg, "title"), *b = sm_registry_acquire(std_reg, "tags");
