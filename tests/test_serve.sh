@@ -89,7 +89,8 @@ else echo "test_serve: CLI == server (tags and title, temperature 1.2, seed 7)";
 
 # the CLI's own errors and text output
 cli() { "$snipmeta" "$@" -m "$tmp/base.gguf" --adapters "$tmp/ad" -t 1 >"$tmp/cli.out" 2>"$tmp/cli.err"; }
-"$snipmeta" all "$tmp/snip.py" >/dev/null 2>"$tmp/cli.err"; rc=$?
+mkdir -p "$tmp/no-models"   # no -m and no bundled default where SNIPMETA_MODELS points: a usage error
+SNIPMETA_MODELS="$tmp/no-models" "$snipmeta" all "$tmp/snip.py" >/dev/null 2>"$tmp/cli.err"; rc=$?
 [ $rc = 2 ] && grep -q -- "-m BASE.gguf --adapters DIR" "$tmp/cli.err" || fail "no -m: exit $rc: $(cat "$tmp/cli.err")"
 echo "hello world" | cli title -; rc=$?
 [ $rc = 2 ] && grep -q -- "--lang" "$tmp/cli.err" || fail "unknown language: exit $rc: $(cat "$tmp/cli.err")"
