@@ -54,14 +54,9 @@ export OMP_WAIT_POLICY=passive   # several runs share the cores: no spinning at 
 
 mkdir -p "$out"/{runs,logs,results,data}
 out="$(cd "$out" && pwd)"
-seed=1
+source "$here/experiments/recipes.sh"   # seed, lora_recipe, full_recipe (shared with extra_task.sh)
 tasks=(title description tags links)
 
-# The recipes (models/README.md ships the first). Two epochs, the best validation loss kept.
-# Learning rates from 100-step title runs on the bundled base (validation loss at step 100): LoRA
-# 1e-3 6.33, 5e-3 6.22; full 1e-3 5.60 (3e-4 learns slower still).
-lora_recipe=(--rank 8 --targets all --lr 5e-3 --warmup 10 --batch 8 --seq 512 --patience 3 --seed $seed)
-full_recipe=(--full --lr 1e-3 --wd 0.01 --warmup 10 --batch 8 --seq 512 --patience 3 --seed $seed)
 # How long a run trains: two epochs of the whole split; the data-size runs of (b) a fixed number of
 # steps instead (100 snippets are less than one step of 8 packed rows: two epochs would be 2 steps).
 loop() { # TRAIN_SIZE

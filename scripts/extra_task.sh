@@ -53,8 +53,9 @@ done
 # 2. train: the shipped adapters' recipe
 loop=(--epochs 2)
 [ -n "$steps" ] && loop=(--steps "$steps" --eval-every 0)
-"$snipmeta" train -m "$base" --task topic --data "$out/data" -o "$out/topic.gguf" --rank 8 --targets all --lr 5e-3 \
-    --warmup 10 --batch 8 --seq 512 "${loop[@]}" --seed 1 -t "$threads" -q --log "$out/topic.log.jsonl"
+source "$here/experiments/recipes.sh"
+"$snipmeta" train -m "$base" --task topic --data "$out/data" -o "$out/topic.gguf" "${lora_recipe[@]}" "${loop[@]}" \
+    -t "$threads" -q --log "$out/topic.log.jsonl"
 
 # 3. answer the test split (greedy, one line) and score it
 python3 - "$snipmeta" "$base" "$out" "$threads" "$limit" <<'EOF'
