@@ -7,9 +7,10 @@
  * file (default ../shared/fixtures/tokenizers/ggml-vocab-starcoder.gguf, 49152 tokens as
  * SmolLM2's) to a temporary directory. Random adapters of rank R (default 8) on q, k, v, o are
  * written twice, as standard and as activated adapters, with a tag vocabulary and a links index.
- * With --adapters DIR (trained activated adapters with their tags.txt and links.txt, as models/adapters
- * of the bundled default) those are the activated adapters and the ones the memory lines measure;
- * the standard adapters stay random. The snippet is Python code cut to 200 tokens. Measured (best of --reps runs, default 3):
+ * With --adapters DIR (trained activated adapters with their tags.txt and links.txt, as
+ * models/adapters of the bundled default) those are the activated adapters and the ones the
+ * memory lines measure; the standard adapters stay random. The snippet is Python code cut to 200
+ * tokens. Measured (best of --reps runs, default 3):
  *   - all four tasks against each task alone, with standard and with activated adapters, every
  *     answer capped at --gen tokens (default 16: a random adapter rarely stops by itself, a
  *     trained one writes a title in about that many), and with --full 1 also with each task's own
